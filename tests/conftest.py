@@ -1,0 +1,44 @@
+"""Shared fixtures: an exported (untrained) test model and a real model server on loopback."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ServerProcess, export_untrained
+
+
+@pytest.fixture(scope="session")
+def exported_model(tmp_path_factory) -> Path:
+    """Base path (tmp) holding version 1 of an UNTRAINED model built by training.model.
+
+    The weights are random (weights=None): this model is plumbing only, for testing the
+    serving path and the clients. Its probabilities mean nothing; it is never shipped and
+    never called a detector.
+    """
+    base = tmp_path_factory.mktemp("models") / "deepfake_detector"
+    export_untrained(base, version=1)
+    return base
+
+
+@pytest.fixture(scope="session")
+def model_server(request, tmp_path_factory):
+    """Target "127.0.0.1:PORT" of `python -m serving.local` serving `exported_model`, once AVAILABLE.
+
+    If env TF_SERVING_TARGET is set, yields that target instead and starts nothing (so the same
+    tests can certify a real TensorFlow Serving). The served model is the untrained test model
+    of `exported_model`: check plumbing and contract, never the quality of verdicts.
+    """
+    external = os.environ.get("TF_SERVING_TARGET")
+    if external:
+        yield external
+        return
+    base = request.getfixturevalue("exported_model")
+    log = tmp_path_factory.mktemp("server-log") / "model_server.log"
+    server = ServerProcess(base_path=base, log_path=log).start()
+    try:
+        server.wait_available()
+        yield server.target
+    finally:
+        server.terminate()

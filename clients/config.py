@@ -1,0 +1,62 @@
+"""Client configuration: one typed dataclass filled from env vars (and flags by each front end)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+
+from clients.facecrop import DEFAULT_MARGIN
+from serving.contract import DEFAULT_TARGET, MODEL_NAME, TARGET_ENV
+
+_ENV = {
+    "target": TARGET_ENV,
+    "timeout_s": "DEEPFAKE_TIMEOUT_S",
+    "retries": "DEEPFAKE_RETRIES",
+    "max_bytes": "DEEPFAKE_MAX_BYTES",
+    "max_pixels": "DEEPFAKE_MAX_PIXELS",
+    "min_side": "DEEPFAKE_MIN_SIDE",
+    "max_faces": "DEEPFAKE_MAX_FACES",
+}
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything the client core needs to know, with safe defaults."""
+
+    target: str = DEFAULT_TARGET
+    timeout_s: float = 10.0
+    retries: int = 3
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    min_side: int = 64
+    work_long_side: int = 2048
+    detect_long_side: int = 640
+    max_faces: int = 20
+    min_face_px: int = 24
+    crop_margin: float = DEFAULT_MARGIN
+    model_name: str = MODEL_NAME
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "ClientConfig":
+        """Defaults, then env vars (TF_SERVING_TARGET, DEEPFAKE_*), then explicit overrides."""
+        env = os.environ if env is None else env
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict = {}
+        for name, var in _ENV.items():
+            raw = env.get(var)
+            if raw not in (None, ""):
+                values[name] = _cast(types[name], raw, var)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)
+
+
+def _cast(type_name: str | type, raw: str, var: str):
+    """Turn an env var string into the field's type, with a clear error naming the variable."""
+    name = type_name if isinstance(type_name, str) else type_name.__name__
+    try:
+        if name == "int":
+            return int(raw)
+        if name == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{var}={raw!r} is not a valid {name}") from exc
+    return raw

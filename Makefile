@@ -44,3 +44,8 @@ train: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+.PHONY: protos
+## protos: regenerate clients/protos/tfs_pb2.py from our own TF Serving proto subset (needs grpcio-tools)
+protos:
+	$(VPY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. clients/protos/tfs.proto

@@ -1,0 +1,576 @@
+"""Train the detector in two stages, reproducibly, and write everything beside the checkpoints.
+
+Run: python -m training.train --config training/configs/shipped.json [--out runs/NAME] [--resume]
+
+Stage 1 trains the head on a cache of frozen-backbone features (several augmented views per
+image, self-blended pseudo-fakes among them), which is fast on a CPU. Stage 2 optionally
+fine-tunes the top blocks at a low learning rate through the real image pipeline. Both stages
+use EarlyStopping and ModelCheckpoint on validation AUC. The run directory gets config.json,
+env.json, history.json, checkpoints/, stage1.keras and the final model.keras.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from training.augment import AugmentConfig, augment
+from training.data import Sample, limit_per_source, load_samples, split_by_group, summarize
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = "../shared/data/faces/manifest.csv"
+DEFAULT_WEIGHTS = "../shared/weights/mobilenet_v2_0.35_224_imagenet_notop.weights.h5"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved as config.json and loadable from it."""
+
+    data: str = DEFAULT_DATA
+    """A manifest.csv, a Kaggle Train/Validation/Test folder or a flat real/fake folder (relative: to the repo root)."""
+    val_fraction: float = 0.15
+    seed: int = 1234
+    alpha: float = 0.35
+    weights: str | None = DEFAULT_WEIGHTS
+    """'imagenet', a local .weights.h5 (relative: to the repo root) or null for random weights."""
+    max_per_source: int | None = None
+    """At most this many images per (source, label), for quick runs."""
+    max_val: int | None = None
+    """At most this many validation images per (source, label) during training (speed)."""
+    exclude_fake_sources: list[str] = field(default_factory=list)
+    """Fake sources left out of training and validation (leave-one-method-out)."""
+    sbi_fraction: float = 0.25
+    """Share of each training batch that is self-blended pseudo-fakes made from real images (0 = off)."""
+    crop_jitter: bool = True
+    augment: bool = True
+    jpeg_prob: float = 0.75
+    jpeg_quality: tuple[int, int] = (30, 95)
+    rescale_prob: float = 0.5
+    blur_prob: float = 0.2
+    noise_prob: float = 0.2
+    colour_prob: float = 0.5
+    flip: bool = True
+    # Stage 1: frozen backbone on cached features.
+    cache_views: int = 2
+    """Augmented views per training image in the feature cache."""
+    cache_sbi_views: int = 1
+    """Self-blended views per real training image in the feature cache."""
+    frozen_epochs: int = 40
+    frozen_lr: float = 1e-3
+    frozen_batch: int = 64
+    frozen_patience: int = 6
+    # Stage 2: fine-tune the top blocks through the image pipeline.
+    finetune_epochs: int = 0
+    finetune_lr: float = 5e-5
+    finetune_blocks: int = 0
+    """How many of MobileNetV2's top inverted-residual blocks to unfreeze (with Conv_1); 0 = skip stage 2."""
+    finetune_batch: int = 32
+    finetune_steps_per_epoch: int = 100
+    finetune_patience: int = 4
+    finetune_max_minutes: float | None = None
+    """Stop stage 2 before an epoch that would end after this wall time (the best checkpoint is kept)."""
+    workers: int = 2
+    verbose: int = 1
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "TrainConfig":
+        """Read a config file; unknown keys are an error so typos do not pass silently."""
+        data = json.loads(Path(path).read_text())
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown config keys in {path}: {sorted(unknown)}")
+        if "jpeg_quality" in data:
+            data["jpeg_quality"] = tuple(data["jpeg_quality"])
+        return cls(**data)
+
+    def to_json(self) -> str:
+        """The config as pretty JSON."""
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
+    def augment_config(self) -> AugmentConfig:
+        """The augmentation switches of this run."""
+        return AugmentConfig(enabled=self.augment, crop_jitter=self.crop_jitter, flip=self.flip,
+                             rescale_prob=self.rescale_prob, blur_prob=self.blur_prob, noise_prob=self.noise_prob,
+                             colour_prob=self.colour_prob, jpeg_prob=self.jpeg_prob,
+                             jpeg_quality=tuple(self.jpeg_quality))
+
+
+def resolve(path: str | None) -> str | None:
+    """Relative paths in configs are relative to the repo root, so `make train` works from anywhere."""
+    if path is None or path == "imagenet" or os.path.isabs(path):
+        return path
+    return str((REPO_ROOT / path).resolve())
+
+
+def log(msg: str) -> None:
+    """A timestamped progress line (the log is read by people watching a long run)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# Data ---------------------------------------------------------------------------------------
+
+def prepare_samples(cfg: TrainConfig) -> tuple[list[Sample], list[Sample]]:
+    """Load, split by group, and apply the run's limits and leave-out list."""
+    samples = load_samples(resolve(cfg.data))
+    train, val = split_by_group(samples, cfg.val_fraction, cfg.seed)
+    excluded = set(cfg.exclude_fake_sources)
+    train = [s for s in train if not (s.label == 1 and s.source in excluded)]
+    val = [s for s in val if not (s.label == 1 and s.source in excluded)]
+    train = limit_per_source(train, cfg.max_per_source, cfg.seed)
+    val = limit_per_source(val, cfg.max_val or (cfg.max_per_source and max(4, cfg.max_per_source // 4)), cfg.seed)
+    return train, val
+
+
+def _plan_rows(samples: list[Sample], idx: np.ndarray, sbi: np.ndarray, seeds: np.ndarray) -> dict:
+    """Columns of a tf.data plan: path, label, whether to self-blend, per-view seed."""
+    paths = np.array([samples[i].path for i in idx], dtype=object)
+    labels = np.array([1 if (sbi[k] or samples[i].label) else 0 for k, i in enumerate(idx)], np.float32)
+    return {"path": paths.astype(str), "label": labels, "sbi": sbi.astype(bool), "seed": seeds.astype(np.int64)}
+
+
+def cache_plan(samples: list[Sample], cfg: TrainConfig) -> dict:
+    """Views for the feature cache: `cache_views` augmented views of every image and SBI views of every real."""
+    rng = np.random.default_rng([cfg.seed, 1])
+    n = len(samples)
+    idx = [np.arange(n)] * max(1, cfg.cache_views)
+    sbi = [np.zeros(n, bool)] * max(1, cfg.cache_views)
+    if cfg.sbi_fraction > 0 and cfg.cache_sbi_views > 0:
+        reals = np.array([i for i, s in enumerate(samples) if s.label == 0])
+        idx += [reals] * cfg.cache_sbi_views
+        sbi += [np.ones(len(reals), bool)] * cfg.cache_sbi_views
+    idx, sbi = np.concatenate(idx), np.concatenate(sbi)
+    seeds = rng.integers(0, 2**62, len(idx))
+    return _plan_rows(samples, idx, sbi, seeds)
+
+
+def stream_plan(samples: list[Sample], cfg: TrainConfig, n_items: int) -> dict:
+    """A deterministic stream for fine-tuning: shuffled passes over the data with SBI fakes mixed in at `sbi_fraction`."""
+    rng = np.random.default_rng([cfg.seed, 2])
+    reals = np.array([i for i, s in enumerate(samples) if s.label == 0])
+    order: list[int] = []
+    while len(order) < n_items:
+        order.extend(rng.permutation(len(samples)).tolist())
+    idx = np.array(order[:n_items])
+    sbi = np.zeros(n_items, bool)
+    if cfg.sbi_fraction > 0 and len(reals):
+        sbi = rng.random(n_items) < cfg.sbi_fraction
+        idx[sbi] = rng.choice(reals, int(sbi.sum()))
+    seeds = rng.integers(0, 2**62, n_items)
+    return _plan_rows(samples, idx, sbi, seeds)
+
+
+def make_dataset(plan: dict, cfg: TrainConfig, train: bool, batch: int):
+    """tf.data: read, decode (the serving ops), augment/self-blend in numpy, resize (the serving op), batch."""
+    import tensorflow as tf
+
+    from training.preprocess import resize
+
+    aug_cfg = cfg.augment_config()
+
+    def _augment(img, sbi, seed):
+        rng = np.random.default_rng(int(seed))
+        return augment(img, rng, aug_cfg, make_fake=bool(sbi))
+
+    def _load(row):
+        img = tf.io.decode_image(tf.io.read_file(row["path"]), channels=3, expand_animations=False, dtype=tf.uint8)
+        if train:
+            img = tf.numpy_function(_augment, [img, row["sbi"], row["seed"]], tf.uint8, stateful=False)
+        img.set_shape([None, None, 3])
+        return resize(tf.cast(img, tf.float32)), row["label"]
+
+    options = tf.data.Options()
+    options.deterministic = True
+    ds = tf.data.Dataset.from_tensor_slices(plan).with_options(options)
+    ds = ds.map(_load, num_parallel_calls=max(1, cfg.workers), deterministic=True)
+    return ds.batch(batch).prefetch(2)
+
+
+def clean_plan(samples: list[Sample]) -> dict:
+    """Validation views: decode and resize only, exactly what `from_bytes` does."""
+    n = len(samples)
+    return _plan_rows(samples, np.arange(n), np.zeros(n, bool), np.zeros(n, np.int64))
+
+
+# Metrics ------------------------------------------------------------------------------------
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC by the rank statistic (ties averaged); nan when one class is missing."""
+    labels = np.asarray(labels).astype(bool)
+    n_pos, n_neg = labels.sum(), (~labels).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = np.asarray(scores)[order]
+    i = 0
+    while i < len(scores):
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1
+        i = j + 1
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def per_source_metrics(samples: list[Sample], probs: np.ndarray, threshold: float = 0.5) -> dict:
+    """AUC and accuracy overall and per fake source against the reals (and per source's own reals)."""
+    labels = np.array([s.label for s in samples])
+    sources = np.array([s.source for s in samples])
+    out = {"overall": {"n": len(samples), "auc": auc(labels, probs),
+                       "accuracy": float(((probs >= threshold) == labels).mean())}}
+    reals = labels == 0
+    for src in sorted(set(sources)):
+        mask = sources == src
+        entry = {"n": int(mask.sum()), "accuracy": float(((probs[mask] >= threshold) == labels[mask]).mean())}
+        if labels[mask].min() != labels[mask].max():
+            entry["auc_same_source"] = auc(labels[mask], probs[mask])
+        if labels[mask].max() == 1:
+            sel = (mask & (labels == 1)) | reals
+            entry["auc_vs_all_reals"] = auc(labels[sel], probs[sel])
+        out[src] = entry
+    return out
+
+
+# Model pieces -------------------------------------------------------------------------------
+
+def model_config(cfg: TrainConfig):
+    """The ModelConfig of this run."""
+    from training.model import ModelConfig
+
+    return ModelConfig(alpha=cfg.alpha, weights=resolve(cfg.weights))
+
+
+def pooled_backbone(model):
+    """Pixels -> backbone features after the head's parameter-free max-pool (what the cache stores)."""
+    import keras
+
+    from training.model import backbone_of, head_of
+
+    head = head_of(model)
+    pool = head.get_layer("max_pool")
+    pixels = keras.Input(model.input_shape[1:], name="image")
+    return keras.Model(pixels, pool(backbone_of(model)(pixels)), name="pooled_backbone")
+
+
+def head_tail(model):
+    """The head's trainable part on pooled features, sharing weights with the full model, with a sigmoid."""
+    import keras
+
+    from training.model import head_of
+
+    head = head_of(model)
+    layers_after = head.layers[head.layers.index(head.get_layer("max_pool")) + 1:]
+    shape = head.get_layer("max_pool").output.shape[1:]
+    x = inp = keras.Input(shape, name="pooled")
+    for layer in layers_after:
+        x = layer(x)
+    return keras.Model(inp, keras.layers.Activation("sigmoid")(x), name="head_tail")
+
+
+def trainable_from_blocks(model, n_blocks: int) -> int | None:
+    """Index (inside MobileNetV2) of the first layer of the top `n_blocks` blocks; None when 0."""
+    from training.model import backbone_of
+
+    if n_blocks <= 0:
+        return None
+    net = backbone_of(model).layers[-1]
+    names = [layer.name for layer in net.layers]
+    blocks = sorted({int(n.split("_")[1]) for n in names if n.startswith("block_")})
+    first = blocks[max(0, len(blocks) - n_blocks)]
+    return next(i for i, n in enumerate(names) if n.startswith(f"block_{first}_"))
+
+
+def compile_model(model, lr: float) -> None:
+    """Adam + binary cross-entropy, with AUC and accuracy."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy",
+                  metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")])
+
+
+# Run bookkeeping ----------------------------------------------------------------------------
+
+def environment(cfg: TrainConfig) -> dict:
+    """Versions, platform and seeds, for env.json."""
+    import cv2
+    import keras
+    import tensorflow as tf
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {
+        "python": sys.version, "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
+        "opencv": cv2.__version__, "git_commit": commit, "seed": cfg.seed, "argv": sys.argv,
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+class TimeBudget:
+    """A Keras callback factory: stop before an epoch that would overrun the wall-time budget."""
+
+    @staticmethod
+    def make(max_minutes: float | None, started: float):
+        import keras
+
+        class _Budget(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self._t = time.time()
+
+            def on_epoch_end(self, epoch, logs=None):
+                if max_minutes is None:
+                    return
+                took = time.time() - self._t
+                if time.time() - started + took > max_minutes * 60:
+                    log(f"time budget of {max_minutes} min reached after epoch {epoch + 1}; stopping stage 2")
+                    self.model.stop_training = True
+
+        return _Budget()
+
+
+class StateSaver:
+    """A callback factory that records the last finished epoch (and its weights) for --resume."""
+
+    @staticmethod
+    def make(out_dir: Path, stage: str):
+        import keras
+
+        class _Saver(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                ckpt = out_dir / "checkpoints" / f"{stage}_last.weights.h5"
+                self.model.save_weights(ckpt)
+                state = _read_state(out_dir)
+                state[stage] = {"last_epoch": epoch + 1, "weights": str(ckpt)}
+                hist = state.setdefault(f"{stage}_history", [])
+                hist.append({k: float(v) for k, v in (logs or {}).items()})
+                _write_state(out_dir, state)
+
+        return _Saver()
+
+
+def _read_state(out_dir: Path) -> dict:
+    """The resume state of a run ({} when new)."""
+    p = out_dir / "state.json"
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def _write_state(out_dir: Path, state: dict) -> None:
+    """Write the resume state atomically."""
+    tmp = out_dir / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, out_dir / "state.json")
+
+
+# Stages -------------------------------------------------------------------------------------
+
+def build_cache(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_dir: Path) -> dict:
+    """Compute (or load) pooled features of the augmented training views and clean validation views, float16."""
+    cache = out_dir / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    pooled = pooled_backbone(model)
+    arrays = {}
+    for name, plan, is_train in (("val", clean_plan(val), False), ("train", cache_plan(train, cfg), True)):
+        fpath, meta = cache / f"{name}_features.npy", cache / f"{name}_meta.npz"
+        if fpath.exists() and meta.exists():
+            log(f"cache: reusing {fpath}")
+        else:
+            n = len(plan["label"])
+            log(f"cache: computing {n} {name} views")
+            t0 = time.time()
+            ds = make_dataset(plan, cfg, train=is_train, batch=64).map(lambda x, y: x)
+            feats = pooled.predict(ds, verbose=cfg.verbose).astype(np.float16)
+            log(f"cache: {name} {feats.shape} in {time.time() - t0:.0f} s ({n / max(1e-6, time.time() - t0):.1f} img/s)")
+            np.save(cache / f"{name}_features.tmp.npy", feats)
+            os.replace(cache / f"{name}_features.tmp.npy", fpath)
+            np.savez(meta, label=plan["label"], sbi=plan["sbi"])
+        m = np.load(meta)
+        arrays[name] = (np.load(fpath, mmap_mode="r"), m["label"], m["sbi"])
+    return arrays
+
+
+def stage1(model, arrays: dict, cfg: TrainConfig, out_dir: Path) -> list[dict]:
+    """Train the head on cached features; SBI views make up `sbi_fraction` of each batch."""
+    import keras
+    import tensorflow as tf
+
+    feats, labels, sbi = arrays["train"]
+    vfeats, vlabels, _ = arrays["val"]
+    head = head_tail(model)
+    compile_model(head, cfg.frozen_lr)
+    normal_idx, sbi_idx = np.flatnonzero(~sbi), np.flatnonzero(sbi)
+    frac = cfg.sbi_fraction if len(sbi_idx) else 0.0
+    n_sbi = int(round(cfg.frozen_batch * frac))
+    n_normal = cfg.frozen_batch - n_sbi
+    steps = max(1, int(np.ceil(len(normal_idx) / n_normal)))
+    labels_f = np.asarray(labels, np.float32)
+
+    def batches():
+        rng = np.random.default_rng([cfg.seed, 3])
+        while True:
+            normal = rng.permutation(normal_idx)
+            for k in range(steps):
+                idx = normal[k * n_normal:(k + 1) * n_normal]
+                if n_sbi:
+                    idx = np.concatenate([idx, rng.choice(sbi_idx, n_sbi)])
+                idx = np.sort(idx)
+                yield np.asarray(feats[idx], np.float32), labels_f[idx]
+
+    shape = tuple(feats.shape[1:])
+    ds = tf.data.Dataset.from_generator(batches, output_signature=(
+        tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None,), tf.float32))).prefetch(2)
+    val_ds = tf.data.Dataset.from_tensor_slices((np.asarray(vfeats).astype(np.float32), vlabels)).batch(256)
+    ckpt = out_dir / "checkpoints" / "stage1_head_best.weights.h5"
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.frozen_patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(ckpt, monitor="val_auc", mode="max", save_best_only=True,
+                                        save_weights_only=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max", factor=0.3, patience=3, min_lr=1e-5),
+    ]
+    hist = head.fit(ds, steps_per_epoch=steps, epochs=cfg.frozen_epochs, validation_data=val_ds,
+                    callbacks=callbacks, verbose=cfg.verbose)
+    if ckpt.exists():
+        head.load_weights(ckpt)
+    keys = list(hist.history)
+    return [{k: float(hist.history[k][i]) for k in keys} for i in range(len(hist.history[keys[0]]))]
+
+
+def predict_val(model, val: list[Sample], cfg: TrainConfig) -> np.ndarray:
+    """Probabilities of the full model on clean validation views."""
+    ds = make_dataset(clean_plan(val), cfg, train=False, batch=64).map(lambda x, y: x)
+    return model.predict(ds, verbose=0).reshape(-1)
+
+
+def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_dir: Path, started: float,
+           resume: bool) -> list[dict]:
+    """Fine-tune the top blocks (BatchNorm frozen) at a low learning rate through the image pipeline."""
+    import keras
+
+    from training.model import set_backbone_trainable
+
+    set_backbone_trainable(model, trainable_from_blocks(model, cfg.finetune_blocks))
+    compile_model(model, cfg.finetune_lr)
+    state = _read_state(out_dir)
+    initial_epoch = 0
+    if resume and "stage2" in state:
+        initial_epoch = int(state["stage2"]["last_epoch"])
+        model.load_weights(state["stage2"]["weights"])
+        log(f"stage 2: resuming after epoch {initial_epoch}")
+    if initial_epoch >= cfg.finetune_epochs:
+        return state.get("stage2_history", [])
+    per_epoch = cfg.finetune_steps_per_epoch * cfg.finetune_batch
+    plan = stream_plan(train, cfg, per_epoch * cfg.finetune_epochs)
+    plan = {k: v[initial_epoch * per_epoch:] for k, v in plan.items()}
+    ds = make_dataset(plan, cfg, train=True, batch=cfg.finetune_batch)
+    val_ds = make_dataset(clean_plan(val), cfg, train=False, batch=64)
+    best = out_dir / "checkpoints" / "stage2_best.keras"
+    monitor = keras.callbacks.ModelCheckpoint(best, monitor="val_auc", mode="max", save_best_only=True)
+    if "stage2_best_auc" in state:
+        monitor.best = float(state["stage2_best_auc"])
+    callbacks = [
+        monitor,
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.finetune_patience),
+        StateSaver.make(out_dir, "stage2"),
+        TimeBudget.make(cfg.finetune_max_minutes, started),
+    ]
+    hist = model.fit(ds, steps_per_epoch=cfg.finetune_steps_per_epoch, epochs=cfg.finetune_epochs,
+                     initial_epoch=initial_epoch, validation_data=val_ds, callbacks=callbacks, verbose=cfg.verbose)
+    state = _read_state(out_dir)
+    if hist.history.get("val_auc"):
+        state["stage2_best_auc"] = max(float(monitor.best), max(hist.history["val_auc"]))
+        _write_state(out_dir, state)
+    return state.get("stage2_history", [])
+
+
+def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> Path:
+    """Run both stages and write the run directory; returns the path of the final model.keras."""
+    import keras
+
+    from training.model import build_model
+
+    out_dir = Path(out_dir)
+    (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    (out_dir / "config.json").write_text(config.to_json())
+    (out_dir / "env.json").write_text(json.dumps(environment(config), indent=2) + "\n")
+    train_s, val_s = prepare_samples(config)
+    log(f"train {len(train_s)} {summarize(train_s)}")
+    log(f"val {len(val_s)} {summarize(val_s)}")
+    (out_dir / "split.json").write_text(json.dumps({"val": [s.path for s in val_s]}) + "\n")
+
+    model = build_model(model_config(config))
+    history: dict = {}
+    state = _read_state(out_dir) if resume else {}
+    stage1_path = out_dir / "stage1.keras"
+    if resume and stage1_path.exists():
+        log("stage 1: reusing stage1.keras")
+        model.load_weights(stage1_path)
+        history["stage1"] = state.get("stage1_history", [])
+    else:
+        from training.model import set_backbone_trainable
+
+        set_backbone_trainable(model, None)
+        arrays = build_cache(model, train_s, val_s, config, out_dir)
+        log("stage 1: training the head on cached features")
+        history["stage1"] = stage1(model, arrays, config, out_dir)
+        model.save(stage1_path)
+        state = _read_state(out_dir)
+        state["stage1_history"] = history["stage1"]
+        _write_state(out_dir, state)
+    started = time.time()
+    probs1 = predict_val(model, val_s, config)
+    metrics = {"stage1": per_source_metrics(val_s, probs1)}
+    log(f"stage 1 validation: {json.dumps(metrics['stage1'])}")
+    final_src = stage1_path
+
+    if config.finetune_blocks > 0 and config.finetune_epochs > 0:
+        log(f"stage 2: fine-tuning the top {config.finetune_blocks} blocks")
+        history["stage2"] = stage2(model, train_s, val_s, config, out_dir, started, resume)
+        best = out_dir / "checkpoints" / "stage2_best.keras"
+        if best.exists():
+            model.load_weights(best)
+            probs2 = predict_val(model, val_s, config)
+            metrics["stage2"] = per_source_metrics(val_s, probs2)
+            log(f"stage 2 validation: {json.dumps(metrics['stage2'])}")
+            if metrics["stage2"]["overall"]["auc"] >= metrics["stage1"]["overall"]["auc"]:
+                final_src = best
+    model = build_model(model_config(config))
+    model.load_weights(final_src)
+    final = out_dir / "model.keras"
+    model.save(out_dir / "model.tmp.keras")
+    os.replace(out_dir / "model.tmp.keras", final)
+    metrics["final_from"] = str(final_src.name)
+    (out_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    (out_dir / "val_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log(f"done: {final} (from {final_src.name})")
+    return final
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: a config file, an output directory, and --resume."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="a JSON TrainConfig, e.g. training/configs/shipped.json")
+    parser.add_argument("--out", help="run directory (default: runs/<config name>)")
+    parser.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoints")
+    args = parser.parse_args(argv)
+    cfg = TrainConfig.from_json(args.config)
+    out = Path(args.out) if args.out else REPO_ROOT / "runs" / Path(args.config).stem
+    path = train(cfg, out, resume=args.resume)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

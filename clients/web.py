@@ -1,0 +1,634 @@
+"""The Streamlit page: a thin client over the shared core (`streamlit run clients/web.py`).
+
+It holds no model. Every image goes through `clients.analyze.analyze` to the model server over gRPC;
+the verdict, the boxes, the heatmaps and the PDF all come from the shared core, so the page, the bot
+and the CLI cannot disagree. Settings come from one typed config (`WebConfig.from_env()`).
+
+Streamlit runs this file as `__main__` on every rerun. The script body at the bottom imports this
+same file as the module `clients.web` and calls its `main()`, so the classes stored in
+`st.session_state` stay the same objects across reruns, and importing `clients.web` does no work.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import html
+import io
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import streamlit as st
+from PIL import Image
+
+from clients.config import ClientConfig
+from clients.errors import DetectorError, DetectorUnavailable, InvalidImage
+from clients.verdict import LABEL_WORDS, Verdict
+
+log = logging.getLogger("clients.web")
+
+ACCEPTED_TYPES = ["jpg", "jpeg", "png", "webp"]
+GENERIC_ERROR = "Something went wrong on this page. Please reload it and try again; if it keeps happening, tell us."
+UNEXPECTED_FILE_ERROR = "Something went wrong while checking this image. The other images are not affected; please try again."
+SERVER_DOWN = ("The detector server is not reachable right now, so no image can be checked. "
+               "Please try again in a minute.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WebConfig:
+    """The page's settings: the core's ClientConfig plus what only the page needs."""
+
+    client: ClientConfig = field(default_factory=ClientConfig)
+    history_size: int = 50          # env DEEPFAKE_WEB_HISTORY: predictions kept in the session
+    display_long_side: int = 1024   # the annotated image is shown at most this large
+    thumb_side: int = 72            # history thumbnails
+    status_ttl_s: float = 5.0       # how long the sidebar's server status is reused
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "WebConfig":
+        """Read TF_SERVING_TARGET, DEEPFAKE_* (via ClientConfig) and DEEPFAKE_WEB_HISTORY."""
+        env = os.environ if env is None else env
+        raw = env.get("DEEPFAKE_WEB_HISTORY", "")
+        try:
+            history = int(raw) if raw else cls.history_size
+        except ValueError as exc:
+            raise ValueError(f"DEEPFAKE_WEB_HISTORY={raw!r} is not a valid int") from exc
+        return cls(client=ClientConfig.from_env(env), history_size=max(1, history))
+
+
+# ---------------------------------------------------------------------------------------------
+# What one file gives (kept in session_state so reruns do not call the server again)
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class FaceView:
+    """One face as shown: its crop, the crop with the heatmap laid over it, and its numbers."""
+
+    crop: Image.Image
+    overlay: Image.Image | None
+    label: str
+    fake_probability: float
+    confidence: float
+    box: tuple[int, int, int, int]
+
+
+@dataclass
+class FileOutcome:
+    """Everything the page shows for one uploaded file: a verdict with pictures and PDF, or a friendly error."""
+
+    key: str
+    filename: str
+    checked_at: datetime
+    elapsed_s: float
+    verdict: Verdict | None = None
+    annotated: Image.Image | None = None
+    faces: list[FaceView] = field(default_factory=list)
+    pdf: bytes = b""
+    thumb_png: bytes = b""
+    error: str = ""
+    error_kind: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the file got a verdict."""
+        return self.verdict is not None
+
+    @property
+    def keep(self) -> bool:
+        """Whether to reuse this outcome on reruns (not when the server was down: that may pass)."""
+        return self.ok or self.error_kind == "InvalidImage"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One past prediction of this session, for the history table and its CSV."""
+
+    checked_at: datetime
+    filename: str
+    label: str
+    confidence: float
+    fake_probability: float
+    faces: int
+    elapsed_s: float
+    model: str
+    sha256: str
+    thumb_png: bytes = b""
+
+    def row(self) -> dict[str, str]:
+        """The CSV row (plain text, no thumbnail)."""
+        return {
+            "time_utc": self.checked_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "file": self.filename,
+            "verdict": self.label,
+            "confidence": f"{self.confidence:.4f}",
+            "fake_probability": f"{self.fake_probability:.4f}",
+            "faces": str(self.faces),
+            "seconds": f"{self.elapsed_s:.3f}",
+            "model": self.model,
+            "sha256": self.sha256,
+        }
+
+
+CSV_FIELDS = ["time_utc", "file", "verdict", "confidence", "fake_probability", "faces", "seconds", "model", "sha256"]
+
+
+def history_csv(entries: list[HistoryEntry]) -> str:
+    """The session's history as CSV text, newest first (what the download button serves)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for entry in entries:
+        writer.writerow(entry.row())
+    return buf.getvalue()
+
+
+def _png(image: Image.Image) -> bytes:
+    """PNG bytes of an image (for thumbnails embedded in HTML)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _shrunk(image: Image.Image, long_side: int) -> Image.Image:
+    """A copy no larger than long_side on its longer side (the page never needs full size)."""
+    copy = image.copy()
+    copy.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
+    return copy
+
+
+def check_file(data: bytes, filename: str, client, config: WebConfig, key: str | None = None) -> FileOutcome:
+    """Check one upload end to end through the core; every failure becomes a friendly FileOutcome."""
+    from clients import overlay, report
+    from clients.analyze import analyze
+
+    key = key or hashlib.sha256(data + filename.encode()).hexdigest()
+    started = time.perf_counter()
+    now = datetime.now(timezone.utc)
+    try:
+        analysis = analyze(data, filename, client, config.client)
+        verdict = analysis.verdict
+        annotated = _shrunk(overlay.draw_boxes(analysis.image, verdict), config.display_long_side)
+        faces = []
+        for face, crop in zip(verdict.faces, analysis.crops):
+            heat = overlay.overlay_heatmap(crop, face.heatmap) if face.heatmap else None
+            faces.append(FaceView(crop=_shrunk(crop, 224), overlay=_shrunk(heat, 224) if heat is not None else None,
+                                  label=face.label, fake_probability=face.fake_probability,
+                                  confidence=face.confidence, box=tuple(face.box)))
+        pdf = report.render_pdf(analysis)
+        thumb = _png(_shrunk(analysis.image, config.thumb_side))
+    except InvalidImage as exc:
+        log.info("refused %r: %s", filename, exc)
+        return FileOutcome(key, filename, now, time.perf_counter() - started, error=exc.user_message,
+                           error_kind="InvalidImage")
+    except DetectorUnavailable as exc:
+        log.warning("detector unavailable for %r: %s", filename, exc)
+        return FileOutcome(key, filename, now, time.perf_counter() - started, error=exc.user_message,
+                           error_kind="DetectorUnavailable")
+    except DetectorError as exc:
+        log.warning("detector error for %r: %s", filename, exc)
+        return FileOutcome(key, filename, now, time.perf_counter() - started, error=exc.user_message,
+                           error_kind=type(exc).__name__)
+    except Exception:  # one broken file must never stop the others, nor show a trace
+        log.exception("unexpected failure while checking %r", filename)
+        return FileOutcome(key, filename, now, time.perf_counter() - started, error=UNEXPECTED_FILE_ERROR,
+                           error_kind="Unexpected")
+    return FileOutcome(key, filename, now, time.perf_counter() - started, verdict=verdict, annotated=annotated,
+                       faces=faces, pdf=pdf, thumb_png=thumb)
+
+
+def history_entry(outcome: FileOutcome) -> HistoryEntry:
+    """The history line of a successful check."""
+    v = outcome.verdict
+    assert v is not None
+    return HistoryEntry(checked_at=outcome.checked_at, filename=outcome.filename, label=v.label,
+                        confidence=v.confidence, fake_probability=v.fake_probability,
+                        faces=0 if v.whole_image else len(v.faces), elapsed_s=outcome.elapsed_s,
+                        model=f"{v.model_name} v{v.model_version}", sha256=v.sha256, thumb_png=outcome.thumb_png)
+
+
+def pdf_name(filename: str) -> str:
+    """The report's file name: the upload's stem plus '-report.pdf', safe for any browser."""
+    stem = os.path.splitext(os.path.basename(filename))[0] or "image"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:80]
+    return f"{safe}-report.pdf"
+
+
+# ---------------------------------------------------------------------------------------------
+# Server access (cached per process)
+# ---------------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def get_client(target: str, timeout_s: float, retries: int, model_name: str):
+    """One gRPC client per target for the whole server process (channels are meant to be shared)."""
+    from clients.grpc_client import DetectorClient
+
+    return DetectorClient(target, timeout_s=timeout_s, retries=retries, model_name=model_name)
+
+
+def client_for(config: WebConfig):
+    """The cached client for this config's target."""
+    c = config.client
+    return get_client(c.target, c.timeout_s, c.retries, c.model_name)
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """What the sidebar says about the model server."""
+
+    healthy: bool
+    model_name: str = ""
+    model_version: int = 0
+    threshold: float | None = None
+    uncertain_band: tuple[float, float] | None = None
+
+
+def server_status(config: WebConfig) -> ServerStatus:
+    """Health and model info, reused for a few seconds so widget clicks stay fast."""
+    return _server_status(config.client.target, config.client.timeout_s, config.client.retries,
+                          config.client.model_name, _ttl_bucket(config.status_ttl_s))
+
+
+def _ttl_bucket(ttl_s: float) -> int:
+    """A number that changes every ttl_s seconds (the cache key that makes the status expire)."""
+    return int(time.monotonic() // max(ttl_s, 0.001))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _server_status(target: str, timeout_s: float, retries: int, model_name: str, bucket: int) -> ServerStatus:
+    """Ask the server once per target and time bucket."""
+    client = get_client(target, timeout_s, retries, model_name)
+    try:
+        if not client.health():
+            return ServerStatus(healthy=False)
+        info = client.model_info()
+    except DetectorError as exc:
+        log.warning("server status for %s: %s", target, exc)
+        return ServerStatus(healthy=False)
+    return ServerStatus(healthy=True, model_name=info.name, model_version=info.version,
+                        threshold=info.threshold, uncertain_band=tuple(info.uncertain_band))
+
+
+# ---------------------------------------------------------------------------------------------
+# Theme: Streamlit cannot switch its theme per session at run time, so the page paints itself
+# ---------------------------------------------------------------------------------------------
+PALETTES = {
+    "light": {
+        "bg": "#f5f7fb", "surface": "#ffffff", "surface2": "#eef1f7", "sidebar": "#eaeef6",
+        "text": "#1b2030", "muted": "#5b6476", "border": "#d9dee9", "accent": "#3056d3",
+        "accent_text": "#ffffff", "fake": "#c62f3b", "real": "#1f8a4c", "uncertain": "#b7791f",
+        "fake_bg": "#fdecee", "real_bg": "#e7f6ed", "uncertain_bg": "#fdf5e6", "shadow": "rgba(20,30,60,.06)",
+    },
+    "dark": {
+        "bg": "#0e1320", "surface": "#161c2c", "surface2": "#1d2538", "sidebar": "#121828",
+        "text": "#e7eaf2", "muted": "#9aa3b8", "border": "#2b3550", "accent": "#7d9bff",
+        "accent_text": "#0e1320", "fake": "#ff6b76", "real": "#4fd18b", "uncertain": "#f5b94a",
+        "fake_bg": "#3a1d24", "real_bg": "#15322a", "uncertain_bg": "#3a3020", "shadow": "rgba(0,0,0,.35)",
+    },
+}
+
+
+def theme_css(theme: str) -> str:
+    """CSS that paints the whole page (app, header, sidebar, widgets, tables) in one palette."""
+    p = PALETTES[theme]
+    scheme = "dark" if theme == "dark" else "light"
+    return f"""
+<style>
+:root {{ color-scheme: {scheme}; }}
+.stApp, [data-testid="stAppViewContainer"], [data-testid="stMain"], [data-testid="stBottomBlockContainer"] {{
+  background-color: {p['bg']} !important; color: {p['text']} !important; }}
+[data-testid="stHeader"] {{ background-color: {p['bg']} !important; }}
+[data-testid="stHeader"] *, [data-testid="stToolbar"] * {{ color: {p['text']} !important; }}
+[data-testid="stSidebar"], [data-testid="stSidebarContent"] {{
+  background-color: {p['sidebar']} !important; border-right: 1px solid {p['border']}; }}
+.stApp h1, .stApp h2, .stApp h3, .stApp h4, .stApp h5, .stApp h6, .stApp p, .stApp li, .stApp label,
+.stApp span, .stApp small, .stApp strong, .stApp em, .stApp td, .stApp th, .stApp summary,
+[data-testid="stMarkdownContainer"], [data-testid="stCaptionContainer"], [data-testid="stWidgetLabel"] {{
+  color: {p['text']}; }}
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] * {{ color: {p['muted']} !important; }}
+.stApp a {{ color: {p['accent']} !important; }}
+[data-testid="stFileUploaderDropzone"] {{
+  background-color: {p['surface']} !important; border: 1.5px dashed {p['border']} !important; color: {p['text']} !important; }}
+[data-testid="stFileUploaderDropzone"] * {{ color: {p['text']} !important; }}
+[data-testid="stFileUploaderDropzoneInstructions"] small {{ color: {p['muted']} !important; }}
+[data-testid="stFileUploaderFile"] * {{ color: {p['text']} !important; }}
+[data-testid="stExpander"] details, [data-testid="stExpander"] summary {{
+  background-color: {p['surface']} !important; border-color: {p['border']} !important; color: {p['text']} !important; }}
+[data-testid="stVerticalBlockBorderWrapper"], div[data-testid="stVerticalBlock"][class*="border"] {{
+  border-color: {p['border']} !important; }}
+.stButton > button, .stDownloadButton > button, [data-testid="stBaseButton-secondary"],
+[data-testid="stFileUploaderDropzone"] button {{
+  background-color: {p['surface2']} !important; color: {p['text']} !important; border: 1px solid {p['border']} !important; }}
+.stButton > button:hover, .stDownloadButton > button:hover, [data-testid="stFileUploaderDropzone"] button:hover {{
+  border-color: {p['accent']} !important; color: {p['accent']} !important; }}
+.stButton > button *, .stDownloadButton > button * {{ color: inherit !important; }}
+[data-testid="stTable"] table, .stTable table {{ background-color: {p['surface']} !important; color: {p['text']} !important; }}
+[data-testid="stTable"] th, [data-testid="stTable"] td {{
+  background-color: {p['surface']} !important; color: {p['text']} !important; border-color: {p['border']} !important; }}
+[data-testid="stTable"] th {{ background-color: {p['surface2']} !important; }}
+[data-testid="stProgress"] > div > div {{ background-color: {p['surface2']} !important; }}
+[data-testid="stMetricValue"], [data-testid="stMetricLabel"] * {{ color: {p['text']} !important; }}
+code {{ background-color: {p['surface2']} !important; color: {p['text']} !important; }}
+hr {{ border-color: {p['border']} !important; }}
+.df-card {{ background: {p['surface']}; border: 1px solid {p['border']}; border-radius: 14px;
+  padding: 1rem 1.2rem; box-shadow: 0 2px 10px {p['shadow']}; margin-bottom: .6rem; }}
+.df-file {{ font-weight: 600; font-size: 1.05rem; color: {p['text']}; word-break: break-all; }}
+.df-verdict {{ display: flex; align-items: baseline; gap: .8rem; flex-wrap: wrap; padding: .8rem 1rem;
+  border-radius: 12px; margin: .4rem 0 .6rem 0; border: 1px solid {p['border']}; }}
+.df-verdict .df-label {{ font-size: 1.55rem; font-weight: 700; }}
+.df-verdict .df-conf {{ font-size: 1.0rem; color: {p['muted']}; }}
+.df-fake {{ background: {p['fake_bg']}; }} .df-fake .df-label {{ color: {p['fake']}; }}
+.df-real {{ background: {p['real_bg']}; }} .df-real .df-label {{ color: {p['real']}; }}
+.df-uncertain {{ background: {p['uncertain_bg']}; }} .df-uncertain .df-label {{ color: {p['uncertain']}; }}
+.df-meter {{ position: relative; height: 10px; border-radius: 6px; margin: .3rem 0 .2rem 0;
+  background: linear-gradient(90deg, {p['real']} 0%, {p['uncertain']} 50%, {p['fake']} 100%); opacity: .9; }}
+.df-meter .df-mark {{ position: absolute; top: -4px; width: 4px; height: 18px; border-radius: 2px;
+  background: {p['text']}; box-shadow: 0 0 0 2px {p['surface']}; }}
+.df-meter .df-thr {{ position: absolute; top: -2px; width: 2px; height: 14px; background: {p['surface']}; opacity: .9; }}
+.df-meter .df-band {{ position: absolute; top: 0; height: 10px; background: rgba(255,255,255,.35);
+  border-left: 1px dashed {p['surface']}; border-right: 1px dashed {p['surface']}; }}
+.df-scale {{ display: flex; justify-content: space-between; font-size: .78rem; color: {p['muted']}; }}
+.df-muted {{ color: {p['muted']} !important; font-size: .9rem; }}
+.df-status {{ display: inline-flex; align-items: center; gap: .45rem; font-weight: 600; }}
+.df-dot {{ width: .65rem; height: .65rem; border-radius: 50%; display: inline-block; }}
+.df-dot.up {{ background: {p['real']}; }} .df-dot.down {{ background: {p['fake']}; }}
+table.df-history {{ width: 100%; border-collapse: collapse; background: {p['surface']}; border-radius: 12px;
+  overflow: hidden; border: 1px solid {p['border']}; }}
+table.df-history th, table.df-history td {{ padding: .45rem .7rem; text-align: left; border-bottom: 1px solid {p['border']};
+  color: {p['text']}; font-size: .92rem; }}
+table.df-history th {{ background: {p['surface2']}; font-weight: 600; }}
+table.df-history img {{ width: 48px; height: 48px; object-fit: cover; border-radius: 8px; display: block; }}
+.df-pill {{ padding: .12rem .55rem; border-radius: 999px; font-weight: 600; font-size: .85rem; }}
+.df-pill.fake {{ background: {p['fake_bg']}; color: {p['fake']}; }}
+.df-pill.real {{ background: {p['real_bg']}; color: {p['real']}; }}
+.df-pill.uncertain {{ background: {p['uncertain_bg']}; color: {p['uncertain']}; }}
+</style>
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+HOW_IT_WORKS = """
+1. Your image is sent to the detector server. Nothing is stored there.
+2. The page finds the faces in it and cuts out a square around each one (the whole image if it finds none).
+3. A neural network trained on real photos and on deepfakes (face swaps and fully generated faces)
+   gives each face a **fake score**.
+4. The most suspicious face decides the verdict for the image.
+"""
+
+SCORE_TEXT = """
+The **fake score** is the model's calibrated probability that a face was manipulated or generated:
+0.80 means that, among images like this one, about 8 in 10 were fake.
+
+The **threshold** is the score from which the verdict says *likely fake*. Around it lies an
+**uncertain band**: scores inside it are too close to call, so the page says *uncertain* instead of
+guessing. **Confidence** is how sure the model is of the verdict it gives (the score for *fake*,
+one minus the score for *real*).
+
+The **heatmap** shows the parts of a face that pushed the score towards *fake* (red = most).
+"""
+
+LIMITS_TEXT = """
+- It is a statistical tool, not proof. A verdict can be wrong either way; do not accuse anyone on it alone.
+- It was trained on a limited set of face swaps and generated faces; new generators may fool it.
+- Small, blurry, heavily compressed faces, screenshots and photos of screens are judged less reliably:
+  the page warns you when it sees them.
+- It only looks at faces. An edited background or a real face in a false context is not detected.
+"""
+
+
+def render_sidebar(config: WebConfig) -> ServerStatus:
+    """Theme toggle, server health and model, then the plain-words explanations."""
+    sb = st.sidebar
+    sb.toggle("Dark theme", key="dark_theme", help="Switch the whole page between light and dark.")
+    status = server_status(config)
+    sb.markdown("### Detector server")
+    if status.healthy:
+        sb.markdown('<span class="df-status"><span class="df-dot up"></span>Online</span>', unsafe_allow_html=True)
+        sb.markdown(f"Model **{html.escape(status.model_name)}**, version **{status.model_version}**")
+        if status.threshold is not None:
+            band = status.uncertain_band or (status.threshold, status.threshold)
+            band_txt = (f", uncertain between {band[0]:.2f} and {band[1]:.2f}" if band[0] < band[1] else "")
+            sb.caption(f"Threshold {status.threshold:.2f}{band_txt}.")
+    else:
+        sb.markdown('<span class="df-status"><span class="df-dot down"></span>Not reachable</span>',
+                    unsafe_allow_html=True)
+        sb.caption("The page cannot reach the detector server right now.")
+    sb.caption(f"Server address: `{config.client.target}`")
+    with sb.expander("How it works", expanded=True):
+        st.markdown(HOW_IT_WORKS)
+    with sb.expander("What the score and threshold mean"):
+        st.markdown(SCORE_TEXT)
+    with sb.expander("Limits"):
+        st.markdown(LIMITS_TEXT)
+    return status
+
+
+def verdict_html(v: Verdict) -> str:
+    """The coloured verdict banner with the confidence and a score meter."""
+    word = LABEL_WORDS.get(v.label, v.label)
+    low, high = v.uncertain_band
+    band = ""
+    if low < high:
+        band = f'<div class="df-band" style="left:{low*100:.1f}%;width:{(high-low)*100:.1f}%"></div>'
+    meter = (f'<div class="df-meter">{band}<div class="df-thr" style="left:calc({v.threshold*100:.1f}% - 1px)"></div>'
+             f'<div class="df-mark" style="left:calc({v.fake_probability*100:.1f}% - 2px)"></div></div>'
+             '<div class="df-scale"><span>0 real</span><span>threshold '
+             f'{v.threshold:.2f}</span><span>1 fake</span></div>')
+    return (f'<div class="df-verdict df-{html.escape(v.label)}"><span class="df-label">{html.escape(word)}</span>'
+            f'<span class="df-conf">confidence {v.confidence:.0%} · fake score {v.fake_probability:.2f}</span></div>'
+            + meter)
+
+
+def explain_label(v: Verdict) -> str:
+    """One sentence under the banner that says what this verdict means."""
+    low, high = v.uncertain_band
+    if v.label == "uncertain":
+        return (f"The fake score {v.fake_probability:.2f} is inside the uncertain band ({low:.2f}–{high:.2f}): "
+                "the model cannot tell reliably, so treat this image as unverified.")
+    if v.label == "fake":
+        return f"The fake score {v.fake_probability:.2f} is at or above the threshold {v.threshold:.2f}."
+    return f"The fake score {v.fake_probability:.2f} is below the threshold {v.threshold:.2f}."
+
+
+def timing_text(outcome: FileOutcome) -> str:
+    """'Checked in 0.42 s (model 0.30 s, …)' from the core's timings and the page's own clock."""
+    v = outcome.verdict
+    parts = []
+    if v is not None:
+        names = {"decode": "reading", "faces": "finding faces", "request": "model"}
+        for key, name in names.items():
+            if key in v.timings_ms:
+                parts.append(f"{name} {v.timings_ms[key] / 1000:.2f} s")
+    detail = f" ({', '.join(parts)})" if parts else ""
+    return f"Checked in {outcome.elapsed_s:.2f} s{detail}."
+
+
+def faces_table(outcome: FileOutcome):
+    """The per-face rows (a pandas frame for st.table)."""
+    import pandas as pd
+
+    rows = [{"Face": i + 1, "Verdict": LABEL_WORDS.get(f.label, f.label), "Fake score": f"{f.fake_probability:.3f}",
+             "Confidence": f"{f.confidence:.0%}", "Box (x, y, w, h)": ", ".join(str(int(n)) for n in f.box)}
+            for i, f in enumerate(outcome.faces)]
+    return pd.DataFrame(rows).set_index("Face")
+
+
+def render_outcome(outcome: FileOutcome, show_heatmap: bool) -> None:
+    """One file's card: verdict, picture with boxes, faces, heatmaps, warnings, time and PDF."""
+    with st.container(border=True):
+        st.markdown(f'<div class="df-file">{html.escape(outcome.filename)}</div>', unsafe_allow_html=True)
+        if not outcome.ok:
+            if outcome.error_kind == "DetectorUnavailable":
+                st.error(f"{outcome.error}", icon="🔌")
+            else:
+                st.error(f"{outcome.error}", icon="⚠️")
+            return
+        v = outcome.verdict
+        left, right = st.columns([1.1, 1], gap="large")
+        with left:
+            caption = ("No face found: the whole image was judged." if v.whole_image
+                       else f"{len(v.faces)} face{'s' if len(v.faces) != 1 else ''} found.")
+            st.image(outcome.annotated, caption=caption, width="stretch")
+        with right:
+            st.markdown(verdict_html(v), unsafe_allow_html=True)
+            st.markdown(explain_label(v))
+            for w in v.warnings:
+                st.warning(w.message, icon="⚠️")
+            st.caption(timing_text(outcome) + f" Model {v.model_name} v{v.model_version}.")
+            st.download_button("Download PDF report", data=outcome.pdf, file_name=pdf_name(outcome.filename),
+                               mime="application/pdf", key=f"pdf-{outcome.key}", on_click="ignore",
+                               icon=":material/picture_as_pdf:")
+        if outcome.faces:
+            st.markdown("**Faces**" if not v.whole_image else "**Whole image**")
+            st.table(faces_table(outcome))
+            cols = st.columns(min(len(outcome.faces), 4) or 1)
+            for i, face in enumerate(outcome.faces):
+                with cols[i % len(cols)]:
+                    shown = face.overlay if (show_heatmap and face.overlay is not None) else face.crop
+                    what = "heatmap" if shown is face.overlay else "crop"
+                    st.image(shown, caption=f"Face {i + 1} ({what}): {LABEL_WORDS.get(face.label, face.label)}, "
+                                            f"score {face.fake_probability:.2f}", width="stretch")
+
+
+def render_history(config: WebConfig) -> None:
+    """The session's recent predictions with thumbnails, a clear button and a CSV download."""
+    entries: list[HistoryEntry] = st.session_state.setdefault("history", [])
+    st.markdown("### Recent checks")
+    if not entries:
+        st.caption("Nothing checked yet in this session.")
+        return
+    rows = []
+    for e in entries:
+        thumb = (f'<img alt="" src="data:image/png;base64,{base64.b64encode(e.thumb_png).decode()}">'
+                 if e.thumb_png else "")
+        rows.append(f"<tr><td>{thumb}</td><td>{html.escape(e.filename)}</td>"
+                    f'<td><span class="df-pill {html.escape(e.label)}">{html.escape(LABEL_WORDS.get(e.label, e.label))}'
+                    f"</span></td><td>{e.confidence:.0%}</td><td>{e.faces}</td>"
+                    f"<td>{e.checked_at.strftime('%H:%M:%S')} UTC</td><td>{e.elapsed_s:.2f} s</td></tr>")
+    st.markdown('<table class="df-history"><thead><tr><th></th><th>File</th><th>Verdict</th><th>Confidence</th>'
+                "<th>Faces</th><th>Checked</th><th>Took</th></tr></thead><tbody>" + "".join(rows)
+                + "</tbody></table>", unsafe_allow_html=True)
+    st.caption(f"Keeps the last {config.history_size} checks of this browser session only.")
+    a, b, _ = st.columns([1, 1, 3])
+    with a:
+        st.download_button("Download history (CSV)", data=history_csv(entries), file_name="deepfake-checks.csv",
+                           mime="text/csv", key="history_csv", on_click="ignore", icon=":material/download:")
+    with b:
+        st.button("Clear history", key="clear_history", on_click=clear_history, icon=":material/delete:")
+
+
+def clear_history() -> None:
+    """Button callback: forget this session's predictions."""
+    st.session_state["history"] = []
+
+
+def process_uploads(files, config: WebConfig) -> list[FileOutcome]:
+    """Check every new upload (with progress), reuse earlier outcomes, record new verdicts in the history."""
+    done: dict[str, FileOutcome] = st.session_state.setdefault("outcomes", {})
+    keys = [getattr(f, "file_id", None) or f"{f.name}-{f.size}" for f in files]
+    todo = [(k, f) for k, f in zip(keys, files) if k not in done]
+    if todo:
+        client = client_for(config)
+        bar = st.progress(0.0, text=f"Checking {len(todo)} image{'s' if len(todo) != 1 else ''}…")
+        for i, (key, f) in enumerate(todo):
+            with st.spinner(f"Checking {f.name}…"):
+                outcome = check_file(f.getvalue(), f.name, client, config, key=key)
+            done[key] = outcome
+            if outcome.ok:
+                history: list[HistoryEntry] = st.session_state.setdefault("history", [])
+                history.insert(0, history_entry(outcome))
+                del history[config.history_size:]
+            bar.progress((i + 1) / len(todo), text=f"Checked {i + 1} of {len(todo)}")
+        bar.empty()
+    outcomes = [done[k] for k in keys]
+    for key in [k for k in done if k not in keys]:   # forget files the user removed
+        del done[key]
+    for key in [k for k in keys if not done[k].keep]:  # retry these on the next run (server may be back)
+        del done[key]
+    return outcomes
+
+
+def render_page() -> None:
+    """The whole page, top to bottom."""
+    st.set_page_config(page_title="Deepfake face check", page_icon="🕵️", layout="wide",
+                       initial_sidebar_state="expanded")
+    st.session_state.setdefault("dark_theme", False)
+    st.session_state.setdefault("history", [])
+    config = WebConfig.from_env()
+    st.html(theme_css("dark" if st.session_state["dark_theme"] else "light"))
+    status = render_sidebar(config)
+    # The sidebar toggle above may have just changed the theme; the CSS is re-sent every run from the state.
+
+    st.title("Is this face real?")
+    st.markdown('<p class="df-muted">Upload photos with faces. Each face is checked by a deepfake detector; '
+                "you get a verdict, where it looked, what may limit trust in it, and a PDF report.</p>",
+                unsafe_allow_html=True)
+    if not status.healthy:
+        st.error(SERVER_DOWN, icon="🔌")
+
+    files = st.file_uploader("Images (JPG, PNG or WebP; several at once)", type=ACCEPTED_TYPES,
+                             accept_multiple_files=True, key="uploads")
+    st.toggle("Show heatmaps on faces", value=True, key="show_heatmap",
+              help="Colours the parts of each face that pushed the score towards fake.")
+    if files:
+        outcomes = process_uploads(files, config)
+        for outcome in outcomes:
+            render_outcome(outcome, st.session_state["show_heatmap"])
+    st.divider()
+    render_history(config)
+
+
+def _setup_logging() -> None:
+    """Send the page's own log lines (with tracebacks) to stderr, once per process."""
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+def main() -> None:
+    """Run the page; anything unexpected becomes a friendly message here and a traceback in the log."""
+    from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+
+    _setup_logging()
+    try:
+        render_page()
+    except ScriptControlException:  # st.rerun / st.stop are Streamlit's own control flow
+        raise
+    except Exception:
+        log.exception("the web page failed")
+        st.error(GENERIC_ERROR, icon="⚠️")
+
+
+if __name__ == "__main__":
+    from clients.web import main as _main  # the importable module: same classes on every rerun
+
+    _main()

@@ -1,0 +1,385 @@
+"""The bot's handlers and the words it says. Small async functions; the wiring is in clients.bot."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from telegram import BotCommand, Document, Message, Update
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
+
+from clients.analyze import Analysis, analyze_async
+from clients.config import ClientConfig
+from clients.errors import DetectorError, FileTooLarge, NotAnImage
+from clients.grpc_client import AsyncDetectorClient
+from clients.ratelimit import PerUserRateLimiter
+from clients.verdict import Verdict
+from serving import contract
+
+if TYPE_CHECKING:
+    from clients.bot import BotConfig
+
+log = logging.getLogger("clients.bot")
+
+MB = 1024 * 1024
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+ACTION_REFRESH_S = 4.0  # Telegram shows a chat action for about 5 s
+LABEL_MARKS = {"fake": "🔴", "real": "🟢", "uncertain": "🟡"}
+
+WELCOME = (
+    "Hello! I check whether a face in a photo looks manipulated or generated (a \"deepfake\").\n\n"
+    "Send me a photo, or better, the image as a file. I answer with a verdict, its confidence and a "
+    "score for each face, then a PDF report.\n\n"
+    "/help how to use me · /about the model · /privacy what is kept (nothing)"
+)
+HELP = (
+    "How to use me:\n"
+    "• Send a photo: I find the faces, score each one and answer with the verdict, then a PDF report.\n"
+    "• Better: send the image as a FILE (📎 → File). Telegram then keeps the full quality; photos are "
+    "recompressed, which hides the traces I look for.\n"
+    "• An album gets one answer per image.\n"
+    "• JPEG, PNG or WebP, up to {max_mb} MB.\n\n"
+    "Reading the answer: \"Likely fake\" / \"Likely real\" with a confidence; \"Uncertain\" when the score "
+    "is too close to call. Warnings (small face, blur, heavy compression, no face, screenshot...) say why "
+    "to trust a verdict less.\n\n"
+    "Limits: {burst} images at once, then {per_minute:g} per minute.\n"
+    "Commands: /start /help /about /privacy"
+)
+PRIVACY = (
+    "What is kept: nothing, by default.\n"
+    "• Your image is downloaded into memory, checked and forgotten once the answer is sent. It is never "
+    "written to disk and never stored by this bot.\n"
+    "• The model server receives only the face crops, in memory, and keeps nothing.\n"
+    "• The PDF report is made in memory and sent to you only.\n"
+    "• The bot's log records that a check happened and how long it took: no image, no file, no name.\n"
+    "• Telegram itself keeps this chat as usual; delete it there if you wish."
+)
+NOT_IMAGE = ("This file is not an image I can check ({kind}). Please send a JPEG, PNG or WebP photo — "
+             "ideally as a file, for full quality.")
+TOO_LARGE = "This file is {size:.1f} MB; I can only check images up to {max_mb} MB. Please send a smaller image."
+RATE_LIMITED = ("You are sending faster than I can check — thank you for your patience! Please wait about "
+                "{wait} seconds, then send again. (Limit: {burst} at once, then {per_minute:g} per minute.)")
+DOWNLOAD_FAILED = "I could not fetch this file from Telegram. Please send it again."
+PDF_FAILED = "The verdict is above; the PDF report could not be made this time."
+INTERNAL_ERROR = "Sorry, something went wrong on my side while handling this. Please try again."
+SEND_IMAGE = "Send me a photo (or an image as a file) and I will check it. /help tells more."
+UNKNOWN_COMMAND = "I don't know that command. Try /help."
+
+
+@dataclass
+class BotState:
+    """What the handlers share: the config, the model client (opened at start) and the rate limiter."""
+
+    config: "BotConfig"
+    client_config: ClientConfig
+    limiter: PerUserRateLimiter
+    detector: AsyncDetectorClient | None = None
+
+    @classmethod
+    def create(cls, config: "BotConfig") -> "BotState":
+        """State for a fresh application (the detector is opened in post_init, on the running loop)."""
+        return cls(config=config, client_config=config.client_config(),
+                   limiter=PerUserRateLimiter(burst=config.rate_burst, per_minute=config.rate_per_minute))
+
+
+def state_of(context: ContextTypes.DEFAULT_TYPE) -> BotState:
+    """The shared state from the application's bot_data."""
+    return context.application.bot_data["state"]
+
+
+# life cycle ----------------------------------------------------------------------------------
+async def open_detector(application: Application) -> None:
+    """Open the gRPC channel on the running loop and publish the command list."""
+    state: BotState = application.bot_data["state"]
+    state.detector = AsyncDetectorClient.from_config(state.client_config)
+    with contextlib.suppress(TelegramError):
+        await application.bot.set_my_commands([
+            BotCommand("start", "Welcome"), BotCommand("help", "How to use the bot"),
+            BotCommand("about", "The model, its version and accuracy"),
+            BotCommand("privacy", "What is kept (nothing)"),
+        ])
+
+
+async def close_detector(application: Application) -> None:
+    """Close the gRPC channel."""
+    state: BotState = application.bot_data["state"]
+    if state.detector is not None:
+        await state.detector.close()
+        state.detector = None
+
+
+# guards --------------------------------------------------------------------------------------
+async def rate_limit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Let a user's update through if their bucket has a token; else say so once and stop it."""
+    user = update.effective_user
+    if user is None:
+        return
+    state = state_of(context)
+    decision = state.limiter.check(user.id)
+    if decision.allowed:
+        return
+    if decision.notify and update.effective_message is not None:
+        await update.effective_message.reply_text(RATE_LIMITED.format(
+            wait=max(1, round(decision.retry_after_s)), burst=state.config.rate_burst,
+            per_minute=state.config.rate_per_minute))
+    raise ApplicationHandlerStop
+
+
+# commands ------------------------------------------------------------------------------------
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Welcome, and say what to send."""
+    await update.effective_message.reply_text(WELCOME)
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """How to use the bot; sending a file is the better way."""
+    config = state_of(context).config
+    await update.effective_message.reply_text(HELP.format(
+        max_mb=config.max_bytes // MB, burst=config.rate_burst, per_minute=config.rate_per_minute))
+
+
+async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The model, the version being served and its measured accuracy."""
+    state = state_of(context)
+    try:
+        info = await state.detector.model_info()
+    except DetectorError as err:
+        log.warning("about: model info unavailable: %s", err)
+        info = None
+    await update.effective_message.reply_text(about_text(info, state.config.model_dir))
+
+
+async def privacy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """What is kept: nothing by default."""
+    await update.effective_message.reply_text(PRIVACY)
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Point to /help."""
+    await update.effective_message.reply_text(UNKNOWN_COMMAND)
+
+
+async def other_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Text, stickers and the rest: say what the bot wants."""
+    await update.effective_message.reply_text(SEND_IMAGE)
+
+
+# images --------------------------------------------------------------------------------------
+async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Check the largest size Telegram kept of a photo."""
+    message = update.effective_message
+    largest = message.photo[-1]
+    await check_image(message, context, largest.file_id, largest.file_size, f"photo_{message.message_id}.jpg")
+
+
+async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Check an image sent as a file; refuse other files without downloading them."""
+    message = update.effective_message
+    document = message.document
+    if not is_image_document(document):
+        await message.reply_text(NOT_IMAGE.format(kind=document.mime_type or "unknown type"), do_quote=True)
+        return
+    name = document.file_name or f"image_{message.message_id}"
+    await check_image(message, context, document.file_id, document.file_size, name)
+
+
+def is_image_document(document: Document) -> bool:
+    """An image by its MIME type or, when Telegram gave none useful, by its extension."""
+    mime = (document.mime_type or "").lower()
+    if mime.startswith("image/"):
+        return True
+    name = (document.file_name or "").lower()
+    return mime in ("", "application/octet-stream") and name.endswith(IMAGE_EXTENSIONS)
+
+
+async def check_image(message: Message, context: ContextTypes.DEFAULT_TYPE, file_id: str,
+                      file_size: int | None, filename: str) -> None:
+    """Size check, download to memory, analyse, answer with the verdict, then send the PDF."""
+    state = state_of(context)
+    limit = state.config.max_bytes
+    if file_size is not None and file_size > limit:
+        await message.reply_text(TOO_LARGE.format(size=file_size / MB, max_mb=limit // MB), do_quote=True)
+        return
+    async with chat_action(context, message.chat_id, ChatAction.UPLOAD_DOCUMENT):
+        try:
+            data = await download(context, file_id, limit)
+            analysis = await analyze_async(data, filename, state.detector, state.client_config)
+        except DetectorError as err:
+            log.info("image refused: %s", type(err).__name__)
+            await message.reply_text(err.user_message, do_quote=True)
+            return
+        del data
+        verdict = analysis.verdict
+        log.info("checked one image: %s, %d face(s), %.0f ms", verdict.label, len(verdict.faces),
+                 verdict.timings_ms.get("total", 0.0))
+        await message.reply_text(verdict_text(verdict), do_quote=True)
+        await send_report(message, analysis)
+
+
+async def download(context: ContextTypes.DEFAULT_TYPE, file_id: str, limit: int) -> bytes:
+    """The file's bytes, in memory only; Telegram's refusals become domain errors."""
+    try:
+        tg_file = await context.bot.get_file(file_id)
+        if tg_file.file_size is not None and tg_file.file_size > limit:
+            raise FileTooLarge()
+        return bytes(await tg_file.download_as_bytearray())
+    except BadRequest as err:
+        if "too big" in str(err).lower():
+            raise FileTooLarge() from None
+        raise DetectorError(DOWNLOAD_FAILED, f"download refused: {err}") from None
+    except TelegramError as err:
+        raise DetectorError(DOWNLOAD_FAILED, f"download failed: {type(err).__name__}") from None
+
+
+async def send_report(message: Message, analysis: Analysis) -> None:
+    """Render the PDF off the event loop and send it as a document."""
+    from clients.report import render_pdf
+
+    try:
+        pdf = await asyncio.to_thread(render_pdf, analysis)
+    except Exception:
+        log.exception("report rendering failed")
+        await message.reply_text(PDF_FAILED, do_quote=True)
+        return
+    name = f"deepfake-report-{analysis.verdict.sha256[:12] or message.message_id}.pdf"
+    await message.reply_document(document=pdf, filename=name, do_quote=True,
+                                 caption=f"Report: {analysis.verdict.summary}")
+
+
+@contextlib.asynccontextmanager
+async def chat_action(context: ContextTypes.DEFAULT_TYPE, chat_id: int, action: str) -> AsyncIterator[None]:
+    """Show `action` (e.g. "sending a file...") in the chat until the block ends."""
+
+    async def keep_showing() -> None:
+        """Re-send the action before Telegram hides it."""
+        while True:
+            with contextlib.suppress(TelegramError):
+                await context.bot.send_chat_action(chat_id, action)
+            await asyncio.sleep(ACTION_REFRESH_S)
+
+    task = asyncio.create_task(keep_showing())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+# errors --------------------------------------------------------------------------------------
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log what went wrong (the token is redacted by the log filter) and apologise without details."""
+    log.error("error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message is not None:
+        with contextlib.suppress(TelegramError):
+            await update.effective_message.reply_text(INTERNAL_ERROR)
+
+
+# words ---------------------------------------------------------------------------------------
+def verdict_text(verdict: Verdict) -> str:
+    """The reply: verdict and confidence, per-face scores, warnings, model and time."""
+    lines = [f"{LABEL_MARKS.get(verdict.label, '')} {verdict.summary}".strip()]
+    low, high = verdict.uncertain_band
+    band = f"; \"uncertain\" between {low:.2f} and {high:.2f}" if low < high else ""
+    lines.append(f"Fake probability {verdict.fake_probability:.2f} (threshold {verdict.threshold:.2f}{band})")
+    lines.append("")
+    if verdict.whole_image:
+        lines.append("No face found: the whole image was judged, which is less reliable.")
+    else:
+        lines.append(f"Faces ({len(verdict.faces)}):")
+        lines.extend(face_line(i, face) for i, face in enumerate(verdict.faces, 1))
+    if verdict.warnings:
+        lines.append("")
+        lines.append("Warnings:")
+        lines.extend(f"⚠️ {w.message}" for w in verdict.warnings)
+    lines.append("")
+    seconds = verdict.timings_ms.get("total", 0.0) / 1000
+    lines.append(f"Model {verdict.model_name} v{verdict.model_version} · {seconds:.1f} s · the PDF report follows.")
+    return "\n".join(lines)
+
+
+def face_line(index: int, face) -> str:
+    """One face: its label, confidence, fake probability and where it is."""
+    x, y, w, h = face.box
+    return (f"{index}. {face.label}, {face.confidence:.0%} confidence (fake probability "
+            f"{face.fake_probability:.2f}) at x={x}, y={y}, {w}×{h} px")
+
+
+def about_text(info, model_dir: Path) -> str:
+    """Model name, the served version, threshold/band and measured accuracy (or 'unknown')."""
+    version = info.version if info is not None else newest_version(model_dir)
+    metadata = read_metadata(model_dir, version) if version else {}
+    accuracy = measured_accuracy(metadata.get("metrics") or {})
+    lines = ["Deepfake face-image detector"]
+    if info is not None:
+        lines.append(f"Model: {info.name}, version {info.version} (being served now)")
+        low, high = info.uncertain_band
+        band = f"; \"uncertain\" between {low:.2f} and {high:.2f}" if low < high else ""
+        lines.append(f"Decision threshold {info.threshold:.2f}{band}")
+    else:
+        shipped = f"version {version} shipped" if version else "version unknown"
+        lines.append(f"Model: {contract.MODEL_NAME}, {shipped} (the model server is not reachable right now)")
+    lines.append(f"Measured accuracy: {accuracy}" if accuracy else
+                 "Measured accuracy: unknown (no evaluation figures ship with this version)")
+    if metadata.get("training_data"):
+        lines.append(f"Trained on: {metadata['training_data']}")
+    lines.append("")
+    lines.append("It is a statistical model: it can be wrong, and it only judges faces. Treat the verdict as "
+                 "one clue among others.")
+    return "\n".join(lines)
+
+
+def newest_version(model_dir: Path) -> int | None:
+    """The highest version directory under the model base path, if any."""
+    versions = contract.version_dirs(model_dir)
+    return versions[-1] if versions else None
+
+
+def read_metadata(model_dir: Path, version: int) -> dict:
+    """The metadata JSON of one version, or {} when it is absent or unreadable."""
+    path = Path(model_dir) / str(version) / contract.METADATA_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def measured_accuracy(metrics: dict) -> str | None:
+    """'91.2% (test accuracy), AUC 0.95' from the metrics dict, preferring test over validation figures."""
+    found: list[tuple[int, str, float]] = []
+
+    def walk(node, path: tuple[str, ...]) -> None:
+        """Collect accuracy/AUC numbers with their key path."""
+        if isinstance(node, dict):
+            if path and path[-1] in ("per_source", "band", "bins", "reliability"):
+                return
+            for key, value in node.items():
+                walk(value, path + (str(key).lower(),))
+            return
+        if isinstance(node, bool) or not isinstance(node, (int, float)) or not 0.0 <= node <= 1.0 or not path:
+            return
+        key, where = path[-1], " ".join(path)
+        if "accuracy" not in key and key not in ("auc", "roc_auc"):
+            return
+        if any(word in key for word in ("inside", "outside", "best", "_at_", "target")):
+            return
+        rank = 0 if "test" in where else 1 if "val" in where else 2
+        found.append((rank, where, float(node)))
+
+    walk(metrics, ())
+    accs = sorted(f for f in found if "accuracy" in f[1].split()[-1])
+    aucs = sorted(f for f in found if f[1].split()[-1] in ("auc", "roc_auc"))
+    if not accs:
+        return None
+    _, where, value = accs[0]
+    text = f"{value:.1%} ({where.replace('_', ' ')})"
+    if aucs:
+        text += f", AUC {aucs[0][2]:.3f} ({aucs[0][1].replace('_', ' ')})"
+    return text

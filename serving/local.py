@@ -1,0 +1,1203 @@
+"""A local model server that speaks TensorFlow Serving's gRPC (and REST) API, without Docker.
+
+Run: python -m serving.local --port=8500 --model_name=deepfake_detector \
+        --model_base_path=$PWD/saved_model/deepfake_detector [--enable_batching \
+        --batching_parameters_file=serving/batching_parameters.txt] [--rest_api_port=8501]
+
+It takes tensorflow_model_server's flag names and behaves like it where a client can tell:
+it polls the base path, serves the highest complete version once it is stable and warmed up
+(replaying assets.extra/tf_serving_warmup_requests), keeps the old version answering until the
+new one is AVAILABLE, and answers with TF Serving's status codes. Clients and tests therefore
+work unchanged against a real `tensorflow_model_server`.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ chatter out of our log lines
+
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2  # noqa: E402
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
+from tensorflow_serving.apis import (  # noqa: E402
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_log_pb2,
+    prediction_service_pb2_grpc,
+)
+from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
+
+from serving import contract  # noqa: E402
+
+log = logging.getLogger("serving.local")
+
+MB = 1024 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = 64 * MB
+DEFAULT_MAX_REQUEST_BATCH = 64
+"""Largest batch one request may carry when batching is off (with batching: max_batch_size)."""
+MAX_WARMUP_RECORDS = 1000
+"""TF Serving replays at most this many warm-up records per version."""
+MAX_IMAGE_PIXELS = 50_000_000
+"""Encoded images above this many pixels are refused before decoding (decompression bombs)."""
+SETTLE_POLL_SECONDS = 0.5
+"""A candidate version is re-checked this soon to confirm it is stable, not one full poll later."""
+PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
+MODEL_SERVICE = "tensorflow.serving.ModelService"
+
+State = get_model_status_pb2.ModelVersionStatus.State
+
+
+class ServingError(Exception):
+    """An error a client sees: a gRPC status code and a message (never image content)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# Config files (TF Serving's text protos) ----------------------------------------------------------
+
+def _text_proto_classes() -> dict[str, type]:
+    """BatchingParameters and MonitoringConfig, built from TF Serving's field names (the pip
+    package ships neither), so their text format is parsed by protobuf itself."""
+    pool = descriptor_pool.DescriptorPool()
+    wrappers = descriptor_pb2.FileDescriptorProto()
+    wrappers_pb2.DESCRIPTOR.CopyToProto(wrappers)
+    pool.Add(wrappers)
+    fdp = descriptor_pb2.FileDescriptorProto(
+        name="serving_local/text_configs.proto",
+        package="tensorflow.serving",
+        dependency=["google/protobuf/wrappers.proto"],
+        syntax="proto3",
+    )
+    F = descriptor_pb2.FieldDescriptorProto
+    batching = fdp.message_type.add(name="BatchingParameters")
+    fields = [
+        ("max_batch_size", ".google.protobuf.Int64Value"),
+        ("batch_timeout_micros", ".google.protobuf.Int64Value"),
+        ("max_enqueued_batches", ".google.protobuf.Int64Value"),
+        ("num_batch_threads", ".google.protobuf.Int64Value"),
+        ("thread_pool_name", ".google.protobuf.StringValue"),
+    ]
+    for number, (name, type_name) in enumerate(fields, start=1):
+        batching.field.add(name=name, number=number, type=F.TYPE_MESSAGE, type_name=type_name, label=F.LABEL_OPTIONAL)
+    batching.field.add(name="allowed_batch_sizes", number=6, type=F.TYPE_INT64, label=F.LABEL_REPEATED)
+    batching.field.add(name="pad_variable_length_inputs", number=7, type=F.TYPE_BOOL, label=F.LABEL_OPTIONAL)
+    batching.field.add(
+        name="enable_large_batch_splitting", number=8, type=F.TYPE_MESSAGE,
+        type_name=".google.protobuf.BoolValue", label=F.LABEL_OPTIONAL,
+    )
+    batching.field.add(
+        name="max_execution_batch_size", number=9, type=F.TYPE_MESSAGE,
+        type_name=".google.protobuf.Int64Value", label=F.LABEL_OPTIONAL,
+    )
+    prometheus = fdp.message_type.add(name="PrometheusConfig")
+    prometheus.field.add(name="enable", number=1, type=F.TYPE_BOOL, label=F.LABEL_OPTIONAL)
+    prometheus.field.add(name="path", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    monitoring = fdp.message_type.add(name="MonitoringConfig")
+    monitoring.field.add(
+        name="prometheus_config", number=1, type=F.TYPE_MESSAGE,
+        type_name=".tensorflow.serving.PrometheusConfig", label=F.LABEL_OPTIONAL,
+    )
+    pool.Add(fdp)
+    return {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tensorflow.serving.{name}"))
+        for name in ("BatchingParameters", "MonitoringConfig")
+    }
+
+
+@dataclass(frozen=True)
+class BatchingParameters:
+    """The batching knobs of TF Serving's --batching_parameters_file that this server honours."""
+
+    max_batch_size: int = 32
+    batch_timeout_micros: int = 2000
+    num_batch_threads: int = 2
+    max_enqueued_batches: int = 100
+
+
+def parse_batching_parameters(text: str) -> BatchingParameters:
+    """Read TF Serving's batching text proto, e.g. `max_batch_size { value: 32 }`."""
+    msg = _text_proto_classes()["BatchingParameters"]()
+    text_format.Parse(text, msg)
+    defaults = BatchingParameters()
+    values = {
+        name: (getattr(msg, name).value if msg.HasField(name) else getattr(defaults, name))
+        for name in ("max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches")
+    }
+    params = BatchingParameters(**values)
+    if params.max_batch_size < 1 or params.num_batch_threads < 1 or params.batch_timeout_micros < 0:
+        raise ValueError(f"invalid batching parameters: {params}")
+    return params
+
+
+def parse_monitoring_config(text: str) -> str | None:
+    """The Prometheus metrics path of TF Serving's --monitoring_config_file (None when off)."""
+    msg = _text_proto_classes()["MonitoringConfig"]()
+    text_format.Parse(text, msg)
+    if not msg.prometheus_config.enable:
+        return None
+    return msg.prometheus_config.path or "/monitoring/prometheus/metrics"
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """Which versions to serve: the latest N, all, or specific ones (TF Serving's ServableVersionPolicy)."""
+
+    kind: str = "latest"
+    num_versions: int = 1
+    versions: tuple[int, ...] = ()
+
+    def aspired(self, candidates: list[int]) -> list[int]:
+        """The versions to load among the complete, stable ones on disk."""
+        candidates = sorted(candidates)
+        if self.kind == "all":
+            return candidates
+        if self.kind == "specific":
+            return [v for v in candidates if v in self.versions]
+        return candidates[-self.num_versions:] if self.num_versions > 0 else []
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model to serve: its name, base path, version policy and version labels."""
+
+    name: str
+    base_path: Path
+    policy: VersionPolicy = VersionPolicy()
+    labels: dict[str, int] = field(default_factory=dict)
+
+
+def parse_model_config(text: str) -> list[ModelEntry]:
+    """Models listed in a ModelServerConfig text proto (--model_config_file)."""
+    cfg = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse(text, cfg)
+    entries = []
+    for m in cfg.model_config_list.config:
+        if m.model_platform and m.model_platform != "tensorflow":
+            raise ValueError(f"model {m.name}: only model_platform 'tensorflow' is served, not {m.model_platform!r}")
+        which = m.model_version_policy.WhichOneof("policy_choice")
+        if which == "all":
+            policy = VersionPolicy("all")
+        elif which == "specific":
+            policy = VersionPolicy("specific", versions=tuple(m.model_version_policy.specific.versions))
+        elif which == "latest":
+            policy = VersionPolicy("latest", num_versions=m.model_version_policy.latest.num_versions or 1)
+        else:
+            policy = VersionPolicy()
+        entries.append(ModelEntry(m.name, Path(m.base_path), policy, dict(m.version_labels)))
+    return entries
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server takes from its command line (tensorflow_model_server's flag names)."""
+
+    port: int = contract.DEFAULT_GRPC_PORT
+    rest_api_port: int = 0
+    bind_address: str = "127.0.0.1"
+    models: tuple[ModelEntry, ...] = ()
+    enable_batching: bool = False
+    batching: BatchingParameters = BatchingParameters()
+    file_system_poll_wait_seconds: float = 1.0
+    max_request_batch_size: int = DEFAULT_MAX_REQUEST_BATCH
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    grpc_max_threads: int = 32
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    metrics_path: str | None = None
+    drain_seconds: float = 30.0
+    log_batches: bool = False
+
+    @property
+    def batch_limit(self) -> int:
+        """The largest batch a single request may carry."""
+        return self.batching.max_batch_size if self.enable_batching else self.max_request_batch_size
+
+
+def _bool_flag(value: str) -> bool:
+    """Accept --flag, --flag=true and --flag=false, like tensorflow_model_server."""
+    return str(value).lower() in ("1", "true", "yes", "")
+
+
+def parse_args(argv: list[str] | None = None) -> ServerConfig:
+    """Build the ServerConfig from tensorflow_model_server-style flags."""
+    p = argparse.ArgumentParser(prog="python -m serving.local", description=__doc__.split("\n")[0])
+    p.add_argument("--port", type=int, default=contract.DEFAULT_GRPC_PORT, help="gRPC port")
+    p.add_argument("--rest_api_port", type=int, default=0, help="REST port (0 = off)")
+    p.add_argument("--bind_address", default="127.0.0.1", help="address to listen on (default loopback only)")
+    p.add_argument("--model_name", default=contract.MODEL_NAME)
+    p.add_argument("--model_base_path", help="folder holding integer version subfolders")
+    p.add_argument("--model_config_file", help="ModelServerConfig text proto (instead of name/base path)")
+    p.add_argument("--enable_batching", nargs="?", const="true", default="false", type=str)
+    p.add_argument("--batching_parameters_file", help="BatchingParameters text proto")
+    p.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
+    p.add_argument("--monitoring_config_file", help="MonitoringConfig text proto (Prometheus on the REST port)")
+    p.add_argument("--max_request_batch_size", type=int, default=DEFAULT_MAX_REQUEST_BATCH,
+                   help="largest batch per request when batching is off")
+    p.add_argument("--max_message_mb", type=int, default=DEFAULT_MAX_MESSAGE_BYTES // MB,
+                   help="gRPC send/receive message limit in MiB")
+    p.add_argument("--grpc_max_threads", type=int, default=32)
+    p.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0)
+    p.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0)
+    p.add_argument("--drain_seconds", type=float, default=30.0, help="grace for in-flight requests on SIGTERM")
+    p.add_argument("--log_batches", nargs="?", const="true", default="false", type=str,
+                   help="log one line per merged batch (debugging)")
+    a = p.parse_args(argv)
+    if a.model_config_file:
+        models = parse_model_config(Path(a.model_config_file).read_text())
+    elif a.model_base_path:
+        models = [ModelEntry(a.model_name, Path(a.model_base_path).resolve())]
+    else:
+        p.error("give --model_base_path (with --model_name) or --model_config_file")
+    enable_batching = _bool_flag(a.enable_batching)
+    batching = BatchingParameters()
+    if a.batching_parameters_file:
+        batching = parse_batching_parameters(Path(a.batching_parameters_file).read_text())
+    metrics_path = parse_monitoring_config(Path(a.monitoring_config_file).read_text()) if a.monitoring_config_file else None
+    return ServerConfig(
+        port=a.port,
+        rest_api_port=a.rest_api_port,
+        bind_address=a.bind_address,
+        models=tuple(models),
+        enable_batching=enable_batching,
+        batching=batching,
+        file_system_poll_wait_seconds=a.file_system_poll_wait_seconds,
+        max_request_batch_size=a.max_request_batch_size,
+        max_message_bytes=a.max_message_mb * MB,
+        grpc_max_threads=a.grpc_max_threads,
+        intra_op_threads=a.tensorflow_intra_op_parallelism,
+        inter_op_threads=a.tensorflow_inter_op_parallelism,
+        metrics_path=metrics_path,
+        drain_seconds=a.drain_seconds,
+        log_batches=_bool_flag(a.log_batches),
+    )
+
+
+# Metrics -----------------------------------------------------------------------------------------
+
+class Metrics:
+    """Counters the server exposes in Prometheus text format (and tests read to see batching)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: dict[tuple[str, str], int] = {}
+        self.batches = 0
+        self.batched_requests = 0
+        self.batch_sizes: dict[int, int] = {}
+        self.max_requests_per_batch = 0
+
+    def count_request(self, model: str, code: grpc.StatusCode) -> None:
+        """One finished Predict call, by status code."""
+        with self._lock:
+            key = (model, code.name)
+            self.requests[key] = self.requests.get(key, 0) + 1
+
+    def count_batch(self, requests: int, rows: int) -> None:
+        """One model call made by the batcher for `requests` merged requests."""
+        with self._lock:
+            self.batches += 1
+            self.batched_requests += requests
+            self.batch_sizes[rows] = self.batch_sizes.get(rows, 0) + 1
+            self.max_requests_per_batch = max(self.max_requests_per_batch, requests)
+
+    def prometheus(self) -> str:
+        """Prometheus exposition text."""
+        with self._lock:
+            lines = ["# TYPE :tensorflow:serving:request_count counter"]
+            for (model, code), n in sorted(self.requests.items()):
+                lines.append(f':tensorflow:serving:request_count{{model_name="{model}",status="{code}"}} {n}')
+            lines += [
+                "# TYPE :tensorflow:serving:batching:batches counter",
+                f":tensorflow:serving:batching:batches {self.batches}",
+                "# TYPE :tensorflow:serving:batching:batched_requests counter",
+                f":tensorflow:serving:batching:batched_requests {self.batched_requests}",
+                "# TYPE :tensorflow:serving:batching:max_requests_per_batch gauge",
+                f":tensorflow:serving:batching:max_requests_per_batch {self.max_requests_per_batch}",
+                "# TYPE :tensorflow:serving:batching:processed_batch_size counter",
+            ]
+            for size, n in sorted(self.batch_sizes.items()):
+                lines.append(f':tensorflow:serving:batching:processed_batch_size{{size="{size}"}} {n}')
+        return "\n".join(lines) + "\n"
+
+
+# One loaded version ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """What a signature expects for one input: dtype and shape (-1 = any)."""
+
+    alias: str
+    dtype: tf.DType
+    shape: tuple[int, ...] | None
+
+    def describe(self) -> str:
+        """e.g. `image` float32 [-1,224,224,3]."""
+        dims = "unknown" if self.shape is None else "[" + ",".join(str(d) for d in self.shape) + "]"
+        return f"`{self.alias}` {self.dtype.name} {dims}"
+
+
+@dataclass
+class Signature:
+    """A signature of a loaded version: input specs, the graph tensors to feed and fetch."""
+
+    name: str
+    inputs: dict[str, TensorSpec]
+    outputs: tuple[str, ...]
+    feeds: dict[str, str]
+    fetches: dict[str, str]
+
+
+def _spec_of(alias: str, info) -> TensorSpec:
+    """TensorSpec from a SignatureDef's TensorInfo."""
+    shape = None if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim)
+    return TensorSpec(alias, tf.dtypes.as_dtype(info.dtype), shape)
+
+
+def _dims_of(proto) -> tuple[int, ...]:
+    """The shape a TensorProto declares."""
+    return tuple(d.size for d in proto.tensor_shape.dim)
+
+
+class Batcher:
+    """Merges concurrent requests for one signature into one model call, then splits the answers."""
+
+    _STOP = object()
+
+    @dataclass
+    class Task:
+        inputs: dict[str, np.ndarray]
+        rows: int
+        future: futures.Future
+
+    def __init__(self, label: str, run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
+                 params: BatchingParameters, metrics: Metrics, log_batches: bool):
+        self.label = label
+        self._run = run
+        self._params = params
+        self._metrics = metrics
+        self._log_batches = log_batches
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, params.max_enqueued_batches) * params.max_batch_size)
+        self._slots = threading.Semaphore(params.num_batch_threads)
+        self._pool = futures.ThreadPoolExecutor(params.num_batch_threads, thread_name_prefix=f"batch-{label}")
+        self._collector = threading.Thread(target=self._collect, name=f"collect-{label}", daemon=True)
+        self._collector.start()
+
+    def submit(self, inputs: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+        """Queue one request's rows and wait for its slice of the merged answer."""
+        task = Batcher.Task(inputs, rows, futures.Future())
+        try:
+            self._queue.put_nowait(task)
+        except queue.Full:
+            raise ServingError(grpc.StatusCode.UNAVAILABLE,
+                               "The batch scheduling queue to which this task was submitted is full") from None
+        return task.future.result()
+
+    def _collect(self) -> None:
+        """Form batches: the first waiting task, plus whatever fits before the timeout."""
+        carry = None
+        timeout = self._params.batch_timeout_micros / 1e6
+        limit = self._params.max_batch_size
+        while True:
+            self._slots.acquire()  # wait for a free batch thread, so waiting tasks pile into one batch
+            first = carry if carry is not None else self._queue.get()
+            carry = None
+            if first is Batcher._STOP:
+                self._slots.release()
+                return
+            batch, rows = [first], first.rows
+            deadline = time.monotonic() + timeout
+            while rows < limit:
+                remaining = deadline - time.monotonic()
+                try:
+                    task = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if task is Batcher._STOP or rows + task.rows > limit:
+                    carry = task
+                    break
+                batch.append(task)
+                rows += task.rows
+            self._pool.submit(self._execute, batch, rows)
+
+    def _execute(self, batch: list["Batcher.Task"], rows: int) -> None:
+        """Run one merged batch and hand every task its rows (failing tasks alone where possible)."""
+        try:
+            if len(batch) == 1:
+                self._finish(batch[0], lambda: self._run(batch[0].inputs))
+            else:
+                merged = {k: np.concatenate([t.inputs[k] for t in batch], axis=0) for k in batch[0].inputs}
+                try:
+                    out = self._run(merged)
+                except ServingError as e:
+                    if e.code != grpc.StatusCode.INVALID_ARGUMENT:
+                        raise
+                    # One bad request must not fail its neighbours: retry each on its own.
+                    for t in batch:
+                        self._finish(t, lambda t=t: self._run(t.inputs))
+                else:
+                    start = 0
+                    for t in batch:
+                        t.future.set_result({k: v[start:start + t.rows] for k, v in out.items()})
+                        start += t.rows
+            self._metrics.count_batch(len(batch), rows)
+            if self._log_batches:
+                log.info("batch signature=%s requests=%d rows=%d", self.label, len(batch), rows)
+        except BaseException as e:  # noqa: BLE001 - every waiter must be woken
+            for t in batch:
+                if not t.future.done():
+                    t.future.set_exception(e)
+        finally:
+            self._slots.release()
+
+    @staticmethod
+    def _finish(task: "Batcher.Task", call: Callable[[], dict[str, np.ndarray]]) -> None:
+        """Set a task's result or exception from `call`."""
+        try:
+            task.future.set_result(call())
+        except BaseException as e:  # noqa: BLE001
+            task.future.set_exception(e)
+
+    def close(self) -> None:
+        """Finish queued work and stop the threads."""
+        self._queue.put(Batcher._STOP)
+        self._collector.join(timeout=10)
+        self._pool.shutdown(wait=True)
+
+
+class Servable:
+    """One loaded model version: its signatures, its SignatureDefs, a batcher per signature."""
+
+    def __init__(self, name: str, version: int, path: Path, cfg: ServerConfig, metrics: Metrics):
+        self.name = name
+        self.version = version
+        self.path = path
+        self._cfg = cfg
+        self._lock = threading.Lock()
+        self._inflight = 0
+        self._idle = threading.Condition(self._lock)
+        # Loaded the way tensorflow_model_server loads it (a session on the MetaGraph, variables
+        # restored by the SavedModel's saver), so a version that TF Serving could not run fails here too.
+        self._graph = tf.Graph()
+        self._session = tf.compat.v1.Session(graph=self._graph, config=session_config(cfg))
+        with self._graph.as_default():
+            meta = tf.compat.v1.saved_model.loader.load(self._session, ["serve"], str(path))
+        self.signature_defs = meta.signature_def
+        self.signatures: dict[str, Signature] = {}
+        for key, sd in self.signature_defs.items():
+            if sd.method_name != "tensorflow/serving/predict":
+                continue
+            self.signatures[key] = Signature(
+                key,
+                {alias: _spec_of(alias, info) for alias, info in sd.inputs.items()},
+                tuple(sorted(sd.outputs.keys())),
+                {alias: info.name for alias, info in sd.inputs.items()},
+                {alias: info.name for alias, info in sd.outputs.items()},
+            )
+        self._batchers: dict[str, Batcher] = {}
+        if cfg.enable_batching:
+            for key in self.signatures:
+                self._batchers[key] = Batcher(
+                    f"{name}/{version}/{key}",
+                    lambda inputs, key=key: self.run(key, inputs),
+                    cfg.batching, metrics, cfg.log_batches,
+                )
+
+    def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One model call, with TensorFlow's input errors turned into INVALID_ARGUMENT."""
+        sig = self.signatures[signature]
+        try:
+            return self._session.run(sig.fetches, {sig.feeds[k]: v for k, v in inputs.items()})
+        except tf.errors.InvalidArgumentError as e:
+            first_line = (e.message or "").strip().split("\n")[0][:300]
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"signature {signature!r} could not process its input: {first_line}") from None
+
+    def predict(self, signature: str, inputs: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+        """Run through the batcher when batching is on (empty batches go straight to the model)."""
+        batcher = self._batchers.get(signature)
+        if batcher is None or rows == 0:
+            return self.run(signature, inputs)
+        return batcher.submit(inputs, rows)
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator["Servable"]:
+        """Count a request in flight so the version is not unloaded under it."""
+        with self._lock:
+            self._inflight += 1
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._inflight -= 1
+                if self._inflight == 0:
+                    self._idle.notify_all()
+
+    def drain(self, timeout: float = 60.0) -> None:
+        """Wait until no request uses this version, then stop its batchers."""
+        with self._lock:
+            self._idle.wait_for(lambda: self._inflight == 0, timeout=timeout)
+        for b in self._batchers.values():
+            b.close()
+        self._session.close()
+
+    def warm_up(self, handle: Callable[[predict_pb2.PredictRequest, "Servable"], Any]) -> int:
+        """Replay assets.extra/tf_serving_warmup_requests (PredictionLog TFRecords); returns the count."""
+        path = self.path / contract.WARMUP_FILE
+        if not path.is_file():
+            return 0
+        n = 0
+        for record in tf.data.TFRecordDataset(str(path)).take(MAX_WARMUP_RECORDS):
+            entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            if entry.WhichOneof("log_type") != "predict_log":
+                raise ValueError(f"warm-up record {n}: only predict_log records are supported")
+            handle(entry.predict_log.request, self)
+            n += 1
+        return n
+
+
+# The versions of one model -----------------------------------------------------------------------
+
+@dataclass
+class VersionState:
+    """What GetModelStatus reports for one version."""
+
+    state: int
+    error_code: int = 0
+    error_message: str = ""
+
+
+def _fingerprint(path: Path) -> tuple:
+    """Names, sizes and mtimes of every file under a version: equal across two polls = stable."""
+    items = []
+    for p in sorted(path.rglob("*")):
+        with contextlib.suppress(OSError):
+            st = p.stat()
+            items.append((str(p.relative_to(path)), st.st_size, st.st_mtime_ns))
+    return tuple(items)
+
+
+class ModelManager:
+    """Polls one model's base path and loads, warms, swaps and unloads its versions like TF Serving."""
+
+    def __init__(self, entry: ModelEntry, cfg: ServerConfig, metrics: Metrics,
+                 warmup: Callable[[predict_pb2.PredictRequest, Servable], Any], on_change: Callable[[], None]):
+        self.entry = entry
+        self._cfg = cfg
+        self._metrics = metrics
+        self._warmup = warmup
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._servables: dict[int, Servable] = {}
+        self.states: dict[int, VersionState] = {}
+        self._seen: dict[int, tuple] = {}
+        self._failed: dict[int, tuple] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"poll-{entry.name}", daemon=True)
+
+    @property
+    def name(self) -> str:
+        """The served model name."""
+        return self.entry.name
+
+    def start(self) -> None:
+        """Begin polling the base path in the background."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling and unload every version (after its in-flight requests)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+        with self._lock:
+            servables = list(self._servables.values())
+            self._servables.clear()
+        for s in servables:
+            s.drain()
+
+    def available(self) -> list[int]:
+        """Versions that answer requests now."""
+        with self._lock:
+            return sorted(self._servables)
+
+    @contextlib.contextmanager
+    def acquire(self, version: int | None = None, label: str = "") -> Iterator[Servable]:
+        """The servable for a request (latest by default), held until the request is answered."""
+        if label:
+            if label not in self.entry.labels:
+                raise ServingError(grpc.StatusCode.NOT_FOUND, f"Unrecognized servable version label: {label}")
+            version = self.entry.labels[label]
+        with self._lock:
+            if not self._servables:
+                raise ServingError(grpc.StatusCode.UNAVAILABLE,
+                                   f"Servable {self.name} has no version AVAILABLE yet (loading or none on disk)")
+            key = max(self._servables) if version is None else version
+            servable = self._servables.get(key)
+            if servable is None:
+                raise ServingError(grpc.StatusCode.NOT_FOUND,
+                                   f"Servable not found for request: Specific({self.name}, {version})")
+            ctx = servable.in_use()
+            ctx.__enter__()
+        try:
+            yield servable
+        finally:
+            ctx.__exit__(None, None, None)
+
+    def _loop(self) -> None:
+        """Poll until stopped; re-check soon while a candidate is settling."""
+        while not self._stop.is_set():
+            try:
+                settling = self.poll_once()
+            except Exception:  # noqa: BLE001 - the poller must survive anything on disk
+                log.exception("model=%s poll failed", self.name)
+                settling = False
+            wait = self._cfg.file_system_poll_wait_seconds
+            if settling:
+                wait = min(wait, SETTLE_POLL_SECONDS)
+            self._stop.wait(max(wait, 0.05))
+
+    def poll_once(self) -> bool:
+        """One poll: load newly stable aspired versions, then unload the ones no longer aspired."""
+        base = self.entry.base_path
+        stable, settling = [], False
+        seen: dict[int, tuple] = {}
+        for v in contract.version_dirs(base):
+            vpath = base / str(v)
+            if not contract.is_complete_version(vpath):
+                continue
+            fp = _fingerprint(vpath)
+            seen[v] = fp
+            if self._seen.get(v) == fp:
+                stable.append(v)
+            else:
+                settling = True
+        self._seen = seen
+        aspired = self.entry.policy.aspired(stable)
+        for v in aspired:
+            if v in self._servables or self._failed.get(v) == seen[v]:
+                continue
+            self._load(v, seen[v])
+            if self._stop.is_set():
+                return False
+        loaded_aspired = [v for v in aspired if v in self._servables]
+        on_disk = set(contract.version_dirs(base))
+        for v in list(self._servables):
+            if v in aspired:
+                continue
+            # Availability first: drop an old version only once a newer one answers (or it is gone).
+            if loaded_aspired or v not in on_disk:
+                self._unload(v)
+        return settling or any(v not in self._servables and self._failed.get(v) != seen[v]
+                               for v in self.entry.policy.aspired(list(seen)))
+
+    def _load(self, version: int, fp: tuple) -> None:
+        """Load and warm one version, then make it AVAILABLE."""
+        path = self.entry.base_path / str(version)
+        self.states[version] = VersionState(State.LOADING)
+        log.info("model=%s version=%d loading from %s", self.name, version, path)
+        t0 = time.monotonic()
+        try:
+            servable = Servable(self.name, version, path, self._cfg, self._metrics)
+            t1 = time.monotonic()
+            n = servable.warm_up(self._warmup)
+        except Exception as e:  # noqa: BLE001 - a bad version must not take the server down
+            self._failed[version] = fp
+            msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
+            self.states[version] = VersionState(State.END, error_code=grpc.StatusCode.UNKNOWN.value[0], error_message=msg)
+            log.error("model=%s version=%d failed to load: %s", self.name, version, msg)
+            return
+        with self._lock:
+            self._servables[version] = servable
+        self.states[version] = VersionState(State.AVAILABLE)
+        log.info("model=%s version=%d AVAILABLE (load %.2fs, %d warm-up requests %.2fs)",
+                 self.name, version, t1 - t0, n, time.monotonic() - t1)
+        self._on_change()
+
+    def _unload(self, version: int) -> None:
+        """Stop routing to a version, let its in-flight requests finish, then drop it."""
+        with self._lock:
+            servable = self._servables.pop(version)
+        self.states[version] = VersionState(State.UNLOADING)
+        self._on_change()
+        log.info("model=%s version=%d unloading", self.name, version)
+        servable.drain()
+        del servable
+        self.states[version] = VersionState(State.END)
+        log.info("model=%s version=%d unloaded", self.name, version)
+
+
+# The gRPC services -------------------------------------------------------------------------------
+
+class ModelServer:
+    """The models plus the request logic shared by gRPC, REST and warm-up."""
+
+    def __init__(self, cfg: ServerConfig):
+        self.cfg = cfg
+        self.metrics = Metrics()
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        self.managers = {
+            m.name: ModelManager(m, cfg, self.metrics, self._warmup_one, self._update_health) for m in cfg.models
+        }
+        self._update_health()
+
+    def _update_health(self) -> None:
+        """SERVING only while every model has a version AVAILABLE."""
+        ok = bool(self.managers) and all(m.available() for m in self.managers.values())
+        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        for service in ("", PREDICTION_SERVICE, MODEL_SERVICE):
+            self.health.set(service, status)
+
+    def manager(self, name: str) -> ModelManager:
+        """The manager of a model name, or NOT_FOUND."""
+        m = self.managers.get(name)
+        if m is None:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({name})")
+        return m
+
+    def _warmup_one(self, request: predict_pb2.PredictRequest, servable: Servable) -> None:
+        """Warm-up goes through the same validation and batching path as real requests."""
+        self.predict_on(servable, request)
+
+    @contextlib.contextmanager
+    def servable_for(self, spec) -> Iterator[Servable]:
+        """Resolve a ModelSpec to a held servable (NOT_FOUND / UNAVAILABLE as TF Serving)."""
+        manager = self.manager(spec.name)
+        version = spec.version.value if spec.HasField("version") else None
+        with manager.acquire(version, spec.version_label) as servable:
+            yield servable
+
+    def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        """Predict on the version the request names (latest by default)."""
+        with self.servable_for(request.model_spec) as servable:
+            return self.predict_on(servable, request)
+
+    def predict_on(self, servable: Servable, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        """Validate the request against the signature, run it and build the response."""
+        sig_name = request.model_spec.signature_name or "serving_default"
+        sig = servable.signatures.get(sig_name)
+        if sig is None:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f'Serving signature key "{sig_name}" not found. Known: {sorted(servable.signatures)}')
+        inputs, rows = self._validated_inputs(sig, request)
+        wanted = list(request.output_filter) or list(sig.outputs)
+        for name in wanted:
+            if name not in sig.outputs:
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"output tensor alias not found in signature: {name}. "
+                                   f"Outputs expected to be in the set {{{','.join(sig.outputs)}}}.")
+        out = servable.predict(sig_name, inputs, rows)
+        resp = predict_pb2.PredictResponse()
+        resp.model_spec.name = servable.name
+        resp.model_spec.version.value = servable.version
+        resp.model_spec.signature_name = sig_name
+        for name in wanted:
+            resp.outputs[name].CopyFrom(tf.make_tensor_proto(out[name]))
+        return resp
+
+    def _validated_inputs(self, sig: Signature, request) -> tuple[dict[str, np.ndarray], int]:
+        """Check names, dtypes, shapes and batch size; decode the tensors (one copy each)."""
+        expected = ", ".join(s.describe() for s in sig.inputs.values())
+        given = set(request.inputs.keys())
+        if given != set(sig.inputs):
+            missing, extra = sorted(set(sig.inputs) - given), sorted(given - set(sig.inputs))
+            what = f"unknown input {extra}" if extra else f"missing input {missing}"
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"{what} for signature {sig.name!r}; it expects {expected}")
+        arrays, rows = {}, None
+        for alias, proto in request.inputs.items():
+            spec = sig.inputs[alias]
+            if proto.dtype != spec.dtype.as_datatype_enum:
+                got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "DT_INVALID"
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input {spec.describe()} of signature {sig.name!r} got dtype {got}")
+            dims = _dims_of(proto)
+            if spec.shape is not None and (
+                len(dims) != len(spec.shape) or any(e >= 0 and d != e for d, e in zip(dims, spec.shape))
+            ):
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input {spec.describe()} of signature {sig.name!r} got shape "
+                                   f"[{','.join(map(str, dims))}]")
+            if not dims:
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input {spec.describe()} must have a batch dimension")
+            if rows is not None and dims[0] != rows:
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "inputs disagree on the batch size")
+            rows = dims[0]
+            if rows > self.cfg.batch_limit:
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"Task size {rows} is larger than maximum input batch size {self.cfg.batch_limit}")
+            try:
+                arrays[alias] = tf.make_ndarray(proto)
+            except Exception as e:  # noqa: BLE001 - a malformed proto is the client's error
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input {spec.describe()} is malformed: {type(e).__name__}") from None
+            if arrays[alias].shape != dims:
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input {spec.describe()}: content does not match shape {list(dims)}")
+            if spec.dtype == tf.string:
+                _check_encoded_images(alias, arrays[alias])
+        return arrays, rows or 0
+
+    def metadata(self, request) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        """signature_def metadata as a SignatureDefMap packed in Any, like TF Serving."""
+        fields = list(request.metadata_field)
+        if not fields:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               "GetModelMetadataRequest must specify at least one metadata_field")
+        for f in fields:
+            if f != "signature_def":
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {f} is not supported")
+        with self.servable_for(request.model_spec) as servable:
+            resp = get_model_metadata_pb2.GetModelMetadataResponse()
+            resp.model_spec.name = servable.name
+            resp.model_spec.version.value = servable.version
+            sdm = get_model_metadata_pb2.SignatureDefMap()
+            for key, sd in servable.signature_defs.items():
+                sdm.signature_def[key].CopyFrom(sd)
+            resp.metadata["signature_def"].Pack(sdm)
+            return resp
+
+    def status(self, request) -> get_model_status_pb2.GetModelStatusResponse:
+        """Every known version's state (or one version's), like TF Serving's GetModelStatus."""
+        manager = self.manager(request.model_spec.name)
+        states = dict(manager.states)
+        if request.model_spec.HasField("version"):
+            v = request.model_spec.version.value
+            if v not in states:
+                raise ServingError(grpc.StatusCode.NOT_FOUND,
+                                   f"Could not find version {v} of model {manager.name}")
+            states = {v: states[v]}
+        if not states:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {manager.name}")
+        resp = get_model_status_pb2.GetModelStatusResponse()
+        for v in sorted(states, reverse=True):
+            st = states[v]
+            entry = resp.model_version_status.add(version=v, state=st.state)
+            entry.status.error_code = st.error_code
+            entry.status.error_message = st.error_message
+        return resp
+
+
+def _check_encoded_images(alias: str, arr: np.ndarray) -> None:
+    """Refuse decompression bombs before TensorFlow decodes them (header only, via Pillow)."""
+    import io
+
+    from PIL import Image
+
+    for i, blob in enumerate(arr.reshape(-1)):
+        try:
+            with Image.open(io.BytesIO(blob)) as im:
+                w, h = im.size
+        except Exception:  # noqa: BLE001 - not for Pillow to judge; TensorFlow's decoder decides
+            continue
+        if w * h > MAX_IMAGE_PIXELS:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"input `{alias}`[{i}] is {w}x{h} pixels, over the {MAX_IMAGE_PIXELS} pixel limit")
+
+
+def _grpc_call(server: ModelServer, what: str, fn: Callable[[Any], Any], count: bool = False):
+    """Wrap one RPC: ServingError -> its status code; anything else -> INTERNAL, logged without content."""
+
+    def handler(request, context):
+        model = getattr(getattr(request, "model_spec", None), "name", "")
+        try:
+            resp = fn(request)
+        except ServingError as e:
+            log.info("%s model=%s -> %s: %s", what, model, e.code.name, e.message)
+            if count:
+                server.metrics.count_request(model, e.code)
+            context.abort(e.code, e.message)
+        except Exception as e:  # noqa: BLE001 - no stack trace reaches a client
+            log.exception("%s model=%s -> INTERNAL", what, model)
+            if count:
+                server.metrics.count_request(model, grpc.StatusCode.INTERNAL)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}")
+        if count:
+            server.metrics.count_request(model, grpc.StatusCode.OK)
+        return resp
+
+    return handler
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """tensorflow.serving.PredictionService: Predict and GetModelMetadata."""
+
+    def __init__(self, server: ModelServer):
+        self.Predict = _grpc_call(server, "Predict", server.predict, count=True)
+        self.GetModelMetadata = _grpc_call(server, "GetModelMetadata", server.metadata)
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    """tensorflow.serving.ModelService: GetModelStatus (model reloads are not offered)."""
+
+    def __init__(self, server: ModelServer):
+        self.GetModelStatus = _grpc_call(server, "GetModelStatus", server.status)
+
+
+# REST (TF Serving's JSON API) --------------------------------------------------------------------
+
+_STATE_NAMES = {v: k for k, v in State.items()}
+_HTTP_FOR = {
+    grpc.StatusCode.INVALID_ARGUMENT: HTTPStatus.BAD_REQUEST,
+    grpc.StatusCode.NOT_FOUND: HTTPStatus.NOT_FOUND,
+    grpc.StatusCode.UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
+}
+
+
+def _json_value(value: Any) -> Any:
+    """Turn {"b64": ...} objects into bytes, recursively, as TF Serving's JSON reader does."""
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        return base64.b64decode(value["b64"])
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def _to_json(arr: np.ndarray) -> Any:
+    """Numpy to JSON, with strings as {"b64": ...} like TF Serving."""
+    if arr.dtype == object:
+        return np.vectorize(lambda b: {"b64": base64.b64encode(b).decode()}, otypes=[object])(arr).tolist()
+    return arr.tolist()
+
+
+def rest_predict(server: ModelServer, name: str, version: int | None, body: dict) -> dict:
+    """POST /v1/models/NAME[/versions/N]:predict with "instances" (row) or "inputs" (columnar)."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    if version is not None:
+        request.model_spec.version.value = version
+    request.model_spec.signature_name = body.get("signature_name", "")
+    with server.servable_for(request.model_spec) as servable:
+        sig_name = request.model_spec.signature_name or "serving_default"
+        sig = servable.signatures.get(sig_name)
+        if sig is None:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f'Serving signature key "{sig_name}" not found.')
+        if ("instances" in body) == ("inputs" in body):
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, 'Missing "instances" or "inputs" key (give one)')
+        row_format = "instances" in body
+        raw = body["instances"] if row_format else body["inputs"]
+        if row_format:
+            if len(sig.inputs) == 1 and not (raw and isinstance(raw[0], dict) and set(raw[0]) <= set(sig.inputs)
+                                             and set(raw[0]) != {"b64"}):
+                columns = {next(iter(sig.inputs)): raw}
+            else:
+                columns = {k: [row[k] for row in raw] for k in sig.inputs}
+        else:
+            columns = raw if isinstance(raw, dict) else {next(iter(sig.inputs)): raw}
+        for alias, value in columns.items():
+            spec = sig.inputs.get(alias)
+            if spec is None:
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input tensor alias not found in signature: {alias}")
+            try:
+                arr = np.asarray(_json_value(value), dtype=object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype)
+            except (ValueError, TypeError):
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input {spec.describe()}: JSON value has the wrong type or shape") from None
+            request.inputs[alias].CopyFrom(tf.make_tensor_proto(arr, dtype=spec.dtype))
+        resp = server.predict_on(servable, request)
+    outputs = {k: _to_json(tf.make_ndarray(v)) for k, v in resp.outputs.items()}
+    if not row_format:
+        return {"outputs": outputs}
+    n = len(next(iter(outputs.values()))) if outputs else 0
+    return {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(n)]}
+
+
+def rest_status(server: ModelServer, name: str, version: int | None) -> dict:
+    """GET /v1/models/NAME[/versions/N]: TF Serving's JSON model status."""
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = name
+    if version is not None:
+        request.model_spec.version.value = version
+    resp = server.status(request)
+    return {"model_version_status": [
+        {"version": str(s.version), "state": _STATE_NAMES[s.state],
+         "status": {"error_code": "OK" if s.status.error_code == 0 else grpc.StatusCode.UNKNOWN.name,
+                    "error_message": s.status.error_message}}
+        for s in resp.model_version_status
+    ]}
+
+
+def make_rest_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
+    """An http.server handler for TF Serving's REST routes and the Prometheus metrics path."""
+    import re
+
+    route = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(?:(/metadata)|:(predict))?$")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):  # one line per request, to stderr through logging
+            log.debug("rest %s", fmt % args)
+
+        def _send(self, status: int, payload: Any, content_type: str = "application/json") -> None:
+            body = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _dispatch(self, method: str) -> None:
+            path = self.path.split("?")[0]
+            if method == "GET" and server.cfg.metrics_path and path == server.cfg.metrics_path:
+                return self._send(200, server.metrics.prometheus(), "text/plain; version=0.0.4")
+            m = route.match(path)
+            try:
+                if not m:
+                    raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
+                name, version = m.group(1), (int(m.group(2)) if m.group(2) else None)
+                if method == "GET" and not m.group(3) and not m.group(4):
+                    return self._send(200, rest_status(server, name, version))
+                if method == "GET" and m.group(3):
+                    req = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+                    req.model_spec.name = name
+                    if version is not None:
+                        req.model_spec.version.value = version
+                    resp = server.metadata(req)
+                    sdm = get_model_metadata_pb2.SignatureDefMap()
+                    resp.metadata["signature_def"].Unpack(sdm)
+                    from google.protobuf import json_format
+
+                    return self._send(200, {
+                        "model_spec": {"name": name, "signature_name": "", "version": str(resp.model_spec.version.value)},
+                        "metadata": {"signature_def": json_format.MessageToDict(sdm)},
+                    })
+                if method == "POST" and m.group(4):
+                    length = int(self.headers.get("Content-Length") or 0)
+                    if length > server.cfg.max_message_bytes:
+                        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "request body over the size limit")
+                    try:
+                        body = json.loads(self.rfile.read(length) or b"{}")
+                    except ValueError:
+                        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "JSON Parse error: invalid JSON") from None
+                    if not isinstance(body, dict):
+                        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "JSON body must be an object")
+                    result = rest_predict(server, name, version, body)
+                    server.metrics.count_request(name, grpc.StatusCode.OK)
+                    return self._send(200, result)
+                raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
+            except ServingError as e:
+                log.info("rest %s %s -> %s: %s", method, path, e.code.name, e.message)
+                return self._send(_HTTP_FOR.get(e.code, HTTPStatus.INTERNAL_SERVER_ERROR), {"error": e.message})
+            except Exception as e:  # noqa: BLE001
+                log.exception("rest %s %s -> INTERNAL", method, path)
+                return self._send(500, {"error": f"internal error: {type(e).__name__}"})
+
+        def do_GET(self):  # noqa: N802
+            self._dispatch("GET")
+
+        def do_POST(self):  # noqa: N802
+            self._dispatch("POST")
+
+    return Handler
+
+
+# Running it --------------------------------------------------------------------------------------
+
+def session_config(cfg: ServerConfig) -> tf.compat.v1.ConfigProto:
+    """Session thread pools sized for the machine (2 cores here), as tensorflow_model_server's flags do."""
+    cores = os.cpu_count() or 2
+    return tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=cfg.intra_op_threads or cores,
+        inter_op_parallelism_threads=cfg.inter_op_threads or min(2, cores),
+    )
+
+
+def configure_tensorflow(cfg: ServerConfig) -> None:
+    """Thread pools sized for the machine (2 cores here), set before TensorFlow starts its runtime."""
+    cores = os.cpu_count() or 2
+    tf.get_logger().setLevel("ERROR")  # the TF1-style loader's deprecation notices are not events
+    tf.config.threading.set_intra_op_parallelism_threads(cfg.intra_op_threads or cores)
+    tf.config.threading.set_inter_op_parallelism_threads(cfg.inter_op_threads or min(2, cores))
+
+
+def build_grpc_server(model_server: ModelServer, cfg: ServerConfig) -> tuple[grpc.Server, int]:
+    """The gRPC server with the three services and explicit message size limits."""
+    options = [
+        ("grpc.max_receive_message_length", cfg.max_message_bytes),
+        ("grpc.max_send_message_length", cfg.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=cfg.grpc_max_threads, thread_name_prefix="grpc"),
+        options=options,
+        maximum_concurrent_rpcs=cfg.grpc_max_threads * 8,
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(model_server), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(model_server), server)
+    health_pb2_grpc.add_HealthServicer_to_server(model_server.health, server)
+    port = server.add_insecure_port(f"{cfg.bind_address}:{cfg.port}")
+    if port == 0:
+        raise OSError(f"cannot listen on {cfg.bind_address}:{cfg.port}")
+    return server, port
+
+
+def serve(cfg: ServerConfig) -> int:
+    """Run until SIGTERM/SIGINT, then drain in-flight requests and return 0."""
+    configure_tensorflow(cfg)
+    model_server = ModelServer(cfg)
+    server, port = build_grpc_server(model_server, cfg)
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("received %s: draining", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    log.info("gRPC listening on %s:%d (max message %d MiB, batching %s)", cfg.bind_address, port,
+             cfg.max_message_bytes // MB, f"on {cfg.batching}" if cfg.enable_batching else "off")
+    rest = None
+    if cfg.rest_api_port:
+        rest = ThreadingHTTPServer((cfg.bind_address, cfg.rest_api_port), make_rest_handler(model_server))
+        rest.daemon_threads = True
+        threading.Thread(target=rest.serve_forever, name="rest", daemon=True).start()
+        log.info("REST listening on %s:%d%s", cfg.bind_address, cfg.rest_api_port,
+                 f" (metrics at {cfg.metrics_path})" if cfg.metrics_path else "")
+    for m in model_server.managers.values():
+        log.info("model=%s base_path=%s policy=%s", m.name, m.entry.base_path, m.entry.policy)
+        m.start()
+    while not stop.wait(0.5):
+        pass
+    model_server.health.enter_graceful_shutdown()
+    server.stop(grace=cfg.drain_seconds).wait()
+    if rest is not None:
+        rest.shutdown()
+    for m in model_server.managers.values():
+        m.stop()
+    log.info("stopped cleanly")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: python -m serving.local [flags]."""
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = parse_args(argv)
+    sys.exit(serve(cfg))
+
+
+if __name__ == "__main__":
+    main()

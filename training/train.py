@@ -171,10 +171,12 @@ def stream_plan(samples: list[Sample], cfg: TrainConfig, n_items: int) -> dict:
 
 def make_dataset(plan: dict, cfg: TrainConfig, train: bool, batch: int):
     """tf.data: read, decode (the serving ops), augment/self-blend in numpy, resize (the serving op), batch."""
+    import cv2
     import tensorflow as tf
 
     from training.preprocess import resize
 
+    cv2.setNumThreads(1)  # the tf.data workers already use every core; OpenCV's own threads only contend
     aug_cfg = cfg.augment_config()
 
     def _augment(img, sbi, seed):

@@ -1,12 +1,29 @@
 """The whole check of one upload: intake -> faces -> crops -> one batched request -> verdict."""
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import io
+import logging
+import time
 from dataclasses import dataclass, field
 
 from PIL import Image
 
+from clients import quality
 from clients.config import ClientConfig
-from clients.verdict import Verdict
+from clients.facecrop import Box, square_box
+from clients.faces import detect_faces
+from clients.grpc_client import Prediction
+from clients.intake import LoadedImage, load_image
+from clients.verdict import FaceResult, QualityWarning, Verdict
+from serving.contract import IMAGE_SIZE, confidence_for, label_for
+
+log = logging.getLogger(__name__)
+
+NO_FACE_WARNING = QualityWarning(
+    "no_face", "No face was found, so the whole image was scored. The detector is trained on faces: "
+               "treat this result with extra caution.")
 
 
 @dataclass
@@ -18,11 +35,140 @@ class Analysis:
     crops: list[Image.Image] = field(default_factory=list)
 
 
+@dataclass
+class Prepared:
+    """Everything computed before the request: the image, faces, crops and their encodings."""
+
+    loaded: LoadedImage
+    boxes: list[Box]
+    crop_boxes: list[tuple[int, int, int, int]]
+    crops: list[Image.Image]
+    encoded: list[bytes]
+    warnings: list[QualityWarning]
+    sha256: str
+    timings_ms: dict[str, float]
+
+    @property
+    def whole_image(self) -> bool:
+        """True when no face was found and the centre of the image stands in for one."""
+        return not self.boxes
+
+
+def _ms(t0: float) -> float:
+    """Milliseconds since t0, rounded for JSON."""
+    return round(1000.0 * (time.perf_counter() - t0), 1)
+
+
+def centre_square(size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The largest centred square (left, top, right, bottom): what is scored when no face is found."""
+    w, h = size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return left, top, left + side, top + side
+
+
+def encode_crop(crop: Image.Image) -> tuple[Image.Image, bytes]:
+    """The crop at most IMAGE_SIZE square (antialiased, as the server would resize it) and its lossless PNG."""
+    if crop.width > IMAGE_SIZE or crop.height > IMAGE_SIZE:
+        crop = crop.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    buf = io.BytesIO()
+    crop.save(buf, "PNG", compress_level=1)
+    return crop, buf.getvalue()
+
+
+def _merge_warnings(*groups: list[QualityWarning]) -> list[QualityWarning]:
+    """All warnings in order, one per code."""
+    seen: set[str] = set()
+    out = []
+    for group in groups:
+        for w in group:
+            if w.code not in seen:
+                seen.add(w.code)
+                out.append(w)
+    return out
+
+
+def prepare(data: bytes, config: ClientConfig) -> Prepared:
+    """The CPU part of a check: decode, find faces, cut and encode crops, assess quality."""
+    t_total = time.perf_counter()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    sha = hashlib.sha256(data).hexdigest()
+    loaded = load_image(data, config)
+    timings["decode"] = _ms(t0)
+
+    t0 = time.perf_counter()
+    boxes = detect_faces(loaded.image, config)
+    timings["faces"] = _ms(t0)
+
+    t0 = time.perf_counter()
+    if boxes:
+        crop_boxes = [square_box(b, loaded.image.size, config.crop_margin) for b in boxes]
+    else:
+        crop_boxes = [centre_square(loaded.image.size)]
+    pairs = [encode_crop(loaded.image.crop(cb)) for cb in crop_boxes]
+    timings["crops"] = _ms(t0)
+
+    t0 = time.perf_counter()
+    try:
+        q = quality.assess(loaded.image, boxes, data, loaded.format, config)
+    except Exception:  # noqa: BLE001 - quality hints must never block a verdict
+        log.exception("quality assessment failed")
+        q = []
+    timings["quality"] = _ms(t0)
+    warnings = _merge_warnings([] if boxes else [NO_FACE_WARNING], loaded.warnings, q)
+    timings["prepare"] = _ms(t_total)
+    return Prepared(loaded, boxes, crop_boxes, [p[0] for p in pairs], [p[1] for p in pairs], warnings, sha, timings)
+
+
+def build_verdict(prep: Prepared, pred: Prediction, filename: str) -> Verdict:
+    """Per-face labels with the answering version's threshold; the most suspicious face decides the image."""
+    threshold, band = pred.threshold, pred.uncertain_band
+    faces = []
+    for i, p in enumerate(pred.fake_probability):
+        label = label_for(p, threshold, band)
+        box = prep.boxes[i].as_tuple() if prep.boxes else _xywh(prep.crop_boxes[i])
+        faces.append(FaceResult(box=box, fake_probability=round(p, 6), label=label,
+                                confidence=round(confidence_for(p, label), 6),
+                                heatmap=pred.heatmaps[i] if i < len(pred.heatmaps) else [],
+                                crop_box=prep.crop_boxes[i]))
+    top = max(faces, key=lambda f: f.fake_probability)
+    return Verdict(label=top.label, fake_probability=top.fake_probability, confidence=top.confidence,
+                   threshold=round(threshold, 6), uncertain_band=(round(band[0], 6), round(band[1], 6)),
+                   faces=faces, whole_image=prep.whole_image, model_name=pred.model_name,
+                   model_version=pred.model_version, timings_ms=dict(prep.timings_ms), warnings=list(prep.warnings),
+                   sha256=prep.sha256, filename=filename, image_size=prep.loaded.image.size,
+                   original_size=prep.loaded.original_size)
+
+
+def _xywh(ltrb: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) as (x, y, w, h)."""
+    return ltrb[0], ltrb[1], ltrb[2] - ltrb[0], ltrb[3] - ltrb[1]
+
+
+def _finish(prep: Prepared, pred: Prediction, filename: str, t_request: float, t_total: float) -> Analysis:
+    """Assemble the Analysis and its timings."""
+    verdict = build_verdict(prep, pred, filename)
+    verdict.timings_ms["request"] = t_request
+    verdict.timings_ms["total"] = _ms(t_total)
+    return Analysis(verdict=verdict, image=prep.loaded.image, crops=prep.crops)
+
+
 def analyze(data: bytes, filename: str, client, config: ClientConfig | None = None) -> Analysis:
-    """Check one image with a DetectorClient; raises InvalidImage kinds or DetectorUnavailable."""
-    raise NotImplementedError
+    """Check one image with a DetectorClient; raises InvalidImage kinds or DetectorUnavailable/ModelError."""
+    config = config or ClientConfig.from_env()
+    t_total = time.perf_counter()
+    prep = prepare(data, config)
+    t0 = time.perf_counter()
+    pred = client.predict(prep.encoded)
+    return _finish(prep, pred, filename, _ms(t0), t_total)
 
 
 async def analyze_async(data: bytes, filename: str, client, config: ClientConfig | None = None) -> Analysis:
-    """The asyncio twin of analyze (CPU work off the event loop), for an AsyncDetectorClient."""
-    raise NotImplementedError
+    """The asyncio twin of analyze for an AsyncDetectorClient: CPU work runs in a worker thread."""
+    config = config or ClientConfig.from_env()
+    t_total = time.perf_counter()
+    prep = await asyncio.to_thread(prepare, data, config)
+    t0 = time.perf_counter()
+    pred = await client.predict(prep.encoded)
+    return _finish(prep, pred, filename, _ms(t0), t_total)

@@ -131,7 +131,7 @@ def parse_predict_response(resp: tfs_pb2.PredictResponse, n: int, model_name: st
     heatmaps: list[list[list[float]]] = [[] for _ in range(n)]
     if contract.OUTPUT_HEATMAP in outputs:
         hm = tensor_to_array(outputs[contract.OUTPUT_HEATMAP])
-        heatmaps = [np.clip(h, 0.0, 1.0).round(4).tolist() for h in hm.reshape(n, *hm.shape[1:])]
+        heatmaps = [np.clip(h.astype(np.float64), 0.0, 1.0).round(4).tolist() for h in hm.reshape(n, *hm.shape[1:])]
     version = resp.model_spec.version.value if resp.model_spec.HasField("version") else 0
     return Prediction([float(p) for p in probs], heatmaps, threshold, band,
                       resp.model_spec.name or model_name, int(version))

@@ -1,0 +1,274 @@
+"""Leave-one-method-out matrix and the ablation table, from short trainings with one config.
+
+Run (through training.evaluate, which owns the command line):
+  python -m training.evaluate --leave-one-out --config training/configs/quick.json --out runs/loo
+  python -m training.evaluate --ablation --config training/configs/quick.json --out runs/ablation
+
+Leave-one-out: for each fake source S, train with `exclude_fake_sources=[S]` (S's fakes leave both
+training and training-time validation), then score S's fakes against the reals they should be told
+from: a two-label source's own reals (DFDC swaps vs DFDC reals), or all real photos for a fake-only
+source (MobileStyleGAN vs UTKFace + DFDC reals). A model trained on every source gives the
+reference row. Scores come from the Keras model through the same decode-and-resize ops that the
+exported `from_bytes` signature runs (training.calibrate.keras_logits), on a fixed, capped subset
+of the group-disjoint validation split, so every row is scored on the same images.
+
+Ablation: each row is a set of TrainConfig overrides (baseline without self-blended fakes or crop
+jitter, then each lever added); each row is trained twice, on everything (in-distribution figures)
+and without DFDC fakes (leave-DFDC-out figure). Runs are cached by name in the output folder, so
+an interrupted table resumes and identical runs are shared between the two experiments.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from training import metrics
+
+EVAL_PER_SOURCE = 250
+"""Validation images per (source, label) that every run is scored on."""
+
+ABLATION_ROWS: list[tuple[str, dict]] = [
+    ("baseline (JPEG/scale/blur/noise/colour augmentation, no SBI, no crop jitter)", {"sbi_fraction": 0.0, "crop_jitter": False}),
+    ("+ self-blended fakes (SBI)", {"sbi_fraction": 0.25, "crop_jitter": False}),
+    ("+ crop jitter", {"sbi_fraction": 0.0, "crop_jitter": True}),
+    ("+ SBI + crop jitter (the shipped recipe's levers)", {"sbi_fraction": 0.25, "crop_jitter": True}),
+    ("+ SBI + crop jitter, no other augmentation", {"sbi_fraction": 0.25, "crop_jitter": True, "augment": False}),
+]
+
+
+def _cpu_seconds() -> float:
+    """CPU time used by this process and its finished children (the experiment budget's unit)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def load_config(path: str | Path, manifest: str | None = None, **overrides):
+    """A TrainConfig from JSON with overrides (and the data path replaced when a manifest is given)."""
+    from training.train import TrainConfig
+
+    cfg = TrainConfig.from_json(path)
+    changes = dict(overrides)
+    if manifest:
+        changes["data"] = str(Path(manifest).resolve())
+    return dataclasses.replace(cfg, **changes)
+
+
+def eval_samples(cfg, per_source: int = EVAL_PER_SOURCE):
+    """The fixed scoring set: a capped subset of the group-disjoint validation split of `cfg.data`."""
+    from training.data import limit_per_source, load_samples, split_by_group
+    from training.train import resolve
+
+    _, val = split_by_group(load_samples(resolve(cfg.data)), cfg.val_fraction, cfg.seed)
+    return limit_per_source(val, per_source, cfg.seed)
+
+
+def pair_auc(samples, probs: np.ndarray, source: str) -> dict:
+    """The figure for one fake source: vs its own reals if it has them, else vs every real photo."""
+    labels = np.array([s.label for s in samples])
+    src = np.array([s.source for s in samples])
+    fake = (src == source) & (labels == 1)
+    own_real = (src == source) & (labels == 0)
+    real = own_real if own_real.any() else labels == 0
+    sel = fake | real
+    against = f"{source} real" if own_real.any() else "real photos (" + ", ".join(sorted(set(src[labels == 0]))) + ")"
+    return {"auc": _r(metrics.roc_auc(labels[sel], probs[sel])), "against": against,
+            "n_fake": int(fake.sum()), "n_real": int(real.sum()),
+            "fake_recall_at_0.5": _r(float(np.mean(probs[fake] >= 0.5))) if fake.any() else None}
+
+
+def _r(x: float) -> float | None:
+    """Round for JSON (null for undefined)."""
+    return None if x is None or not np.isfinite(x) else round(float(x), 4)
+
+
+def config_key(cfg) -> str:
+    """8 hex digits that identify a training config (verbosity aside): equal configs share one run."""
+    import hashlib
+
+    data = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("verbose", "workers")}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def fake_sources(samples) -> list[str]:
+    """Sources that hold fakes, sorted."""
+    return sorted({s.source for s in samples if s.label == 1})
+
+
+def run_once(name: str, cfg, out_root: Path, samples) -> dict:
+    """Train `cfg` into out_root/name (reused if already there) and score the fixed set per fake source."""
+    import keras
+
+    from training.calibrate import keras_logits
+    from training.train import train
+
+    run_dir = out_root / f"{name}-{config_key(cfg)}"
+    result_path = run_dir / "eval_result.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    keras.backend.clear_session()
+    t0, c0 = time.time(), _cpu_seconds()
+    model_path = run_dir / "model.keras"
+    if not model_path.exists():
+        train(cfg, run_dir)
+    keras.backend.clear_session()
+    model = keras.models.load_model(model_path, compile=False)
+    probs = metrics.sigmoid(keras_logits(model, [s.path for s in samples]))
+    labels = np.array([s.label for s in samples])
+    result = {
+        "name": name,
+        "excluded": list(cfg.exclude_fake_sources),
+        "overrides": {k: getattr(cfg, k) for k in ("sbi_fraction", "crop_jitter", "augment", "max_per_source",
+                                                   "frozen_epochs", "finetune_epochs", "finetune_blocks")},
+        "overall_auc": _r(metrics.roc_auc(labels, probs)),
+        "per_fake_source": {src: pair_auc(samples, probs, src) for src in fake_sources(samples)},
+        "wall_s": round(time.time() - t0, 1),
+        "cpu_s": round(_cpu_seconds() - c0, 1),
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result_path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def leave_one_out(config_path: str | Path, out: str | Path, sources: list[str] | None = None,
+                  manifest: str | None = None, overrides: dict | None = None, eval_per_source: int = EVAL_PER_SOURCE) -> dict:
+    """Train once on everything and once without each fake source; return the matrix as a dict."""
+    out = Path(out)
+    base = load_config(config_path, manifest, **(overrides or {}))
+    samples = eval_samples(base, eval_per_source)
+    sources = sources or fake_sources(samples)
+    rows = {"none": run_once("all", base, out, samples)}
+    for src in sources:
+        cfg = dataclasses.replace(base, exclude_fake_sources=[src])
+        rows[src] = run_once(f"without-{src}", cfg, out, samples)
+    columns = fake_sources(samples)
+    matrix = {
+        "config": str(config_path),
+        "columns": columns,
+        "rows": {held: {"held_out": None if held == "none" else rows[held]["per_fake_source"][held]["auc"],
+                        "in_distribution": {c: rows[held]["per_fake_source"][c]["auc"] for c in columns if c != held},
+                        "aucs": {c: rows[held]["per_fake_source"][c]["auc"] for c in columns},
+                        "against": {c: rows[held]["per_fake_source"][c]["against"] for c in columns},
+                        "cpu_s": rows[held]["cpu_s"]}
+                 for held in rows},
+        "eval_counts": _counts(samples),
+    }
+    return matrix
+
+
+def _counts(samples) -> dict:
+    """Images per source and label in the scoring set."""
+    from training.data import summarize
+
+    return summarize(samples)
+
+
+def loo_markdown(matrix: dict, budget_note: str) -> str:
+    """The leave-one-method-out matrix as a Markdown table for the model card."""
+    cols = matrix["columns"]
+    against = next(iter(matrix["rows"].values()))["against"]
+    lines = [
+        "# Leave-one-method-out matrix",
+        "",
+        budget_note,
+        "",
+        "Rows: the fake source left out of training. Cells: AUC of that model on each fake source against "
+        "the reals it must be told from (" + "; ".join(f"{c} vs {against[c]}" for c in cols) + "). "
+        "**Bold** = the held-out (never seen) method; the other cells are in-distribution.",
+        "",
+        "| held out | " + " | ".join(f"AUC {c}" for c in cols) + " | CPU s |",
+        "|---|" + "---|" * (len(cols) + 1),
+    ]
+    for held, row in matrix["rows"].items():
+        cells = []
+        for c in cols:
+            v = row["aucs"][c]
+            text = "n/a" if v is None else f"{v:.3f}"
+            cells.append(f"**{text}**" if c == held else text)
+        lines.append(f"| {held if held != 'none' else 'none (reference)'} | " + " | ".join(cells) + f" | {row['cpu_s']:.0f} |")
+    counts = ", ".join(f"{s}: {c['real']} real / {c['fake']} fake" for s, c in matrix["eval_counts"].items())
+    lines += ["", f"Scored on a fixed subset of the group-disjoint validation split ({counts})."]
+    return "\n".join(lines) + "\n"
+
+
+def ablation(config_path: str | Path, out: str | Path, manifest: str | None = None,
+             rows: list[tuple[str, dict]] | None = None, holdout: str = "dfdc",
+             eval_per_source: int = EVAL_PER_SOURCE) -> dict:
+    """Each ablation row trained on everything and without `holdout` fakes; returns the table as a dict."""
+    out = Path(out)
+    rows = rows or ABLATION_ROWS
+    table = []
+    samples = None
+    for label, overrides in rows:
+        base = load_config(config_path, manifest, **overrides)
+        samples = samples or eval_samples(base, eval_per_source)
+        full = run_once("all", base, out, samples)
+        loo = run_once(f"without-{holdout}", dataclasses.replace(base, exclude_fake_sources=[holdout]), out, samples)
+        table.append({
+            "row": label, "overrides": overrides,
+            "in_distribution": {"overall_auc": full["overall_auc"],
+                                **{src: v["auc"] for src, v in full["per_fake_source"].items()}},
+            f"leave_{holdout}_out": loo["per_fake_source"][holdout]["auc"],
+            f"leave_{holdout}_out_rest": {src: v["auc"] for src, v in loo["per_fake_source"].items() if src != holdout},
+            "cpu_s": round(full["cpu_s"] + loo["cpu_s"], 1),
+        })
+    return {"config": str(config_path), "holdout": holdout, "rows": table,
+            "eval_counts": _counts(samples) if samples else {}}
+
+
+def ablation_markdown(result: dict, budget_note: str) -> str:
+    """The ablation table as Markdown for the model card."""
+    h = result["holdout"]
+    srcs = sorted({k for r in result["rows"] for k in r["in_distribution"] if k != "overall_auc"})
+    lines = [
+        "# Ablation",
+        "",
+        budget_note,
+        "",
+        f"In-distribution: trained on every source, AUC per fake source on the validation subset. "
+        f"Leave-{h}-out: trained without {h} fakes, AUC of {h} fakes against {h} reals.",
+        "",
+        "| row | in-dist overall AUC | " + " | ".join(f"in-dist {s}" for s in srcs) + f" | **leave-{h}-out** | CPU s |",
+        "|---|---|" + "---|" * len(srcs) + "---|---|",
+    ]
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    for r in result["rows"]:
+        lines.append(f"| {r['row']} | {fmt(r['in_distribution']['overall_auc'])} | "
+                     + " | ".join(fmt(r["in_distribution"].get(s)) for s in srcs)
+                     + f" | **{fmt(r[f'leave_{h}_out'])}** | {r['cpu_s']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def budget_note(config_path: str | Path) -> str:
+    """One sentence that says these are quick-budget runs and how to redo them."""
+    cfg = json.loads(Path(config_path).read_text())
+    return (f"**Quick-budget runs** (`{config_path}`: at most {cfg.get('max_per_source')} training images per "
+            f"source and label, frozen backbone, {cfg.get('frozen_epochs')} head epochs"
+            + (f", fine-tune {cfg.get('finetune_epochs')} epochs" if cfg.get("finetune_epochs") and cfg.get("finetune_blocks") else ", no fine-tune")
+            + "), not the shipped model: compare rows with each other, not with the shipped figures.")
+
+
+def leave_one_out_main(config_path: str, out: str, sources: list[str] | None = None, manifest: str | None = None) -> dict:
+    """Run the matrix and write loo.json and loo.md in `out`."""
+    matrix = leave_one_out(config_path, out, sources, manifest)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "loo.json").write_text(json.dumps(matrix, indent=2) + "\n")
+    md = loo_markdown(matrix, budget_note(config_path))
+    (Path(out) / "loo.md").write_text(md)
+    print(md)
+    return matrix
+
+
+def ablation_main(config_path: str, out: str, manifest: str | None = None) -> dict:
+    """Run the ablation and write ablation.json and ablation.md in `out`."""
+    result = ablation(config_path, out, manifest)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
+    md = ablation_markdown(result, budget_note(config_path))
+    (Path(out) / "ablation.md").write_text(md)
+    print(md)
+    return result

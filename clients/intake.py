@@ -137,23 +137,23 @@ def load_image(data: bytes, config: ClientConfig | None = None) -> LoadedImage:
     img = _open(data, config)
     fmt = ACCEPTED_FORMATS[img.format]
     warnings: list[QualityWarning] = []
-    w, h = img.size
-    orientation = _orientation(img)
-    original_size = (h, w) if orientation in _SWAPS_SIDES else (w, h)
     frames = getattr(img, "n_frames", 1)
     if getattr(img, "is_animated", False) and frames > 1 and img.format != "MPO":
         warnings.append(QualityWarning("animated", f"This is an animated image ({frames} frames); "
                                                    "only the first frame was checked."))
+    w, h = img.size
     if fmt == "JPEG":
         _draft(img, config.work_long_side * 3 // 4)  # a 12 MP photo decodes at 1/2 scale: ~2016 px long side
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone relaxed Pillow process-wide: truncated files would pass
         log.warning("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True; truncated images will not be refused")
     try:
-        img.load()  # force the full decode: truncated or corrupt data fails here, not later
+        img.load()  # force the full decode first: truncated or corrupt data fails here, not later
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(detail=str(exc)) from None
     except _DECODE_ERRORS as exc:
         raise CorruptImage(detail=f"decode: {exc}") from None
+    orientation = _orientation(img)  # after load: PNG's getexif() would otherwise load (and swallow errors)
+    original_size = (h, w) if orientation in _SWAPS_SIDES else (w, h)
     try:
         img = ImageOps.exif_transpose(img) or img
         img = _to_rgb(img)

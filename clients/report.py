@@ -1,0 +1,471 @@
+"""The PDF report of one check, shared by every front end (bot, web page, CLI).
+
+It says what was checked (file name, SHA-256, model version, date in UTC), what the model found
+(verdict, per-face scores and heatmaps, boxes on a thumbnail), how far to trust it (quality
+warnings) and what the score can and cannot tell. It is small (images downscaled and stored as
+JPEG, fonts subset by fpdf2), deterministic for a fixed `now`, and never fails on a character:
+Unicode fonts with fallbacks cover most scripts and anything else becomes U+FFFD.
+"""
+from __future__ import annotations
+
+import io
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fontTools.ttLib import TTFont
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+from fpdf.fonts import FontFace
+from PIL import Image
+
+from clients import overlay
+from clients.verdict import LABEL_WORDS, FaceResult, Verdict
+
+if TYPE_CHECKING:
+    from clients.analyze import Analysis
+
+FONT_DIR = Path(__file__).resolve().parent / "fonts"
+MAIN_FONT = "dejavu"
+FONTS: tuple[tuple[str, str, str], ...] = (
+    (MAIN_FONT, "", "DejaVuSans.ttf"),
+    (MAIN_FONT, "B", "DejaVuSans-Bold.ttf"),
+    ("droidcjk", "", "DroidSansFallback-CJK.ttf"),
+    ("dfrhangul", "", "DFRHangul-Regular.ttf"),
+    ("symbola", "", "Symbola-Emoji.ttf"),
+)
+"""(family, style, file) in fallback order: the first font that has a character draws it."""
+
+REPLACEMENT = "\ufffd"
+
+# Layout (mm, A4 portrait) and budget ----------------------------------------------------------
+MARGIN = 15.0
+THUMB_MAX_SIDE_PX = 900
+"""Thumbnail pixels: ~200 dpi at the printed width, sharp enough for the box tags."""
+THUMB_BUDGET_BYTES = 150_000
+"""The thumbnail JPEG is re-encoded smaller until it fits, so a 12 MP photo stays under 300 KB."""
+FACE_PX = 192
+"""Side of each face crop and heatmap in the table (~200 dpi at 24 mm)."""
+FACE_PX_MANY = 128
+MANY_FACES = 6
+JPEG_QUALITY = 82
+
+INK = (33, 37, 41)
+MUTED = (108, 117, 125)
+RULE = (206, 212, 218)
+TINTS = {"fake": (253, 236, 234), "real": (233, 246, 233), "uncertain": (255, 244, 224)}
+
+WARNING_TITLES = {
+    "small_face": "Small face", "jpeg_compression": "Heavy JPEG compression", "blur": "Blur",
+    "no_face": "No face found", "many_faces": "Many faces", "screenshot": "Screenshot or photographed screen",
+    "animated": "Animated image",
+}
+
+WHAT_THE_SCORE_MEANS = (
+    "The fake probability is the model's calibrated estimate that a face was manipulated or generated: "
+    "among validation faces that scored about 80%, about 80% were fake. Each face is scored on its own; "
+    "the image's verdict follows its most suspicious face. Scores inside the uncertain band are reported "
+    "as 'uncertain' rather than forced into a verdict. The heatmap (Grad-CAM) shows which regions of the "
+    "crop pushed the score towards 'fake'; it is a hint of where the model looked, not a map of the edit."
+)
+WHAT_IT_CANNOT_TELL = (
+    "The score is a statistical judgement of pixels, not proof. The model learned from particular data "
+    "(face swaps from videos and faces from one family of generators) and can miss new generators, edits "
+    "away from the face, or be misled by heavy compression, filters, screenshots and re-photographed "
+    "screens (see the quality warnings). A 'real' verdict does not show that an image is authentic, and "
+    "the model cannot say who is shown, whether the context is true or how the image will be used. Treat "
+    "it as one piece of evidence next to the source, the metadata and a reverse image search."
+)
+
+
+@dataclass(frozen=True)
+class _Images:
+    """The JPEG bytes embedded in the report."""
+
+    thumb: bytes
+    thumb_size: tuple[int, int]
+    faces: list[tuple[bytes, bytes | None]]
+
+
+def render_pdf(analysis: "Analysis", now: datetime | None = None) -> bytes:
+    """The report of one analysis as PDF bytes; `now` (UTC) is printed and set as creation date."""
+    now = _utc(now or datetime.now(timezone.utc))
+    verdict = analysis.verdict
+    images = _encode_images(analysis)
+    pdf = _ReportPDF(verdict)
+    pdf.set_creation_date(now)
+    pdf.set_title(_safe(f"Deepfake check: {verdict.filename or 'image'}"))
+    pdf.set_subject("Deepfake detector report")
+    pdf.set_creator("deepfake-detector")
+    pdf.set_author("deepfake-detector")
+    pdf.add_page()
+    _header(pdf, now)
+    _verdict_banner(pdf, verdict)
+    _thumbnail_and_details(pdf, verdict, images)
+    _faces_table(pdf, verdict, images)
+    _warnings(pdf, verdict)
+    _explanation(pdf, verdict)
+    return bytes(pdf.output())
+
+
+# The document -----------------------------------------------------------------------------
+class _ReportPDF(FPDF):
+    """A4 with the shipped Unicode fonts and a footer naming the file's hash and the page."""
+
+    def __init__(self, verdict: Verdict):
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self._verdict = verdict
+        self.set_margins(MARGIN, MARGIN, MARGIN)
+        self.set_auto_page_break(True, margin=18)
+        self.set_compression(True)
+        for family, style, file in FONTS[:2]:
+            self.add_font(family, style, str(FONT_DIR / file))
+        # Fallback fonts are loaded only when some text needs them (parsing CJK fonts takes time).
+        needed = {ord(c) for c in _safe(_untrusted_text(verdict))} - _cmap(FONTS[0][2])
+        fallbacks = [(family, file) for family, style, file in FONTS[2:] if needed & _cmap(file)]
+        for family, file in fallbacks:
+            self.add_font(family, "", str(FONT_DIR / file))
+        if fallbacks:
+            self.set_fallback_fonts([family for family, _ in fallbacks], exact_match=False)
+        self.set_font(MAIN_FONT, "", 10)
+        self.set_text_color(*INK)
+
+    def footer(self) -> None:
+        """Model, short hash and page number on every page."""
+        self.set_y(-12)
+        self.set_font(MAIN_FONT, "", 7.5)
+        self.set_text_color(*MUTED)
+        v = self._verdict
+        left = f"{v.model_name} v{v.model_version}  ·  SHA-256 {v.sha256[:16]}…" if v.sha256 else \
+            f"{v.model_name} v{v.model_version}"
+        self.cell(0, 5, left, align="L")
+        self.set_x(MARGIN)
+        self.cell(0, 5, f"Page {self.page_no()} of {{nb}}", align="R")
+        self.set_text_color(*INK)
+
+
+def _header(pdf: FPDF, now: datetime) -> None:
+    """Title, date in UTC and a rule."""
+    pdf.set_font(MAIN_FONT, "B", 18)
+    pdf.cell(0, 9, "Deepfake check report", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font(MAIN_FONT, "", 9)
+    pdf.set_text_color(*MUTED)
+    pdf.cell(0, 5, f"Generated {now:%Y-%m-%d %H:%M:%S} UTC by the deepfake detector",
+             new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_text_color(*INK)
+    _rule(pdf, pdf.get_y() + 2)
+    pdf.set_y(pdf.get_y() + 5)
+
+
+def _verdict_banner(pdf: FPDF, v: Verdict) -> None:
+    """The verdict in words and numbers on a tinted panel, with the probability scale."""
+    colour = overlay.LABEL_COLOURS.get(v.label, MUTED)
+    top, height = pdf.get_y(), 34.0
+    width = pdf.w - 2 * MARGIN
+    pdf.set_fill_color(*TINTS.get(v.label, (240, 240, 240)))
+    pdf.set_draw_color(*colour)
+    pdf.set_line_width(0.6)
+    pdf.rect(MARGIN, top, width, height, style="DF", round_corners=True, corner_radius=2.5)
+    pdf.set_line_width(0.2)
+    pdf.set_xy(MARGIN + 5, top + 4)
+    pdf.set_font(MAIN_FONT, "B", 9)
+    pdf.set_text_color(*MUTED)
+    pdf.cell(80, 4, "VERDICT", new_x=XPos.LEFT, new_y=YPos.NEXT)
+    pdf.set_font(MAIN_FONT, "B", 22)
+    pdf.set_text_color(*colour)
+    pdf.cell(80, 11, LABEL_WORDS.get(v.label, v.label), new_x=XPos.LEFT, new_y=YPos.NEXT)
+    pdf.set_text_color(*INK)
+    pdf.set_font(MAIN_FONT, "", 9.5)
+    pdf.multi_cell(82, 4.6, _verdict_sentence(v), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    _probability_scale(pdf, v, MARGIN + 95, top + 7, width - 100)
+    pdf.set_y(top + height + 6)
+
+
+def _verdict_sentence(v: Verdict) -> str:
+    """The verdict's numbers in a sentence."""
+    subject = "the whole image (no face was found)" if v.whole_image else (
+        "the face" if len(v.faces) == 1 else f"the most suspicious of {len(v.faces)} faces")
+    return (f"Fake probability {v.fake_probability:.1%} for {subject}. "
+            f"Confidence in this verdict: {v.confidence:.0%}.")
+
+
+def _probability_scale(pdf: FPDF, v: Verdict, x: float, y: float, width: float) -> None:
+    """A 0-100% bar coloured real/uncertain/fake at the model's threshold and band, marked at the score."""
+    low, high = v.uncertain_band
+    if not low < high:
+        low = high = v.threshold
+    bar_h = 5.0
+    segments = ((0.0, low, "real"), (low, high, "uncertain"), (high, 1.0, "fake"))
+    for start, end, label in segments:
+        if end > start:
+            pdf.set_fill_color(*overlay.LABEL_COLOURS[label])
+            pdf.rect(x + start * width, y + 6, (end - start) * width, bar_h, style="F")
+    marker = x + min(max(v.fake_probability, 0.0), 1.0) * width
+    pdf.set_fill_color(*INK)
+    pdf.polygon([(marker - 2, y + 2.5), (marker + 2, y + 2.5), (marker, y + 5.8)], style="F")
+    pdf.set_draw_color(*INK)
+    pdf.set_line_width(0.5)
+    pdf.line(marker, y + 5.5, marker, y + 6 + bar_h + 0.5)
+    pdf.set_line_width(0.2)
+    pdf.set_font(MAIN_FONT, "", 7.5)
+    pdf.set_text_color(*MUTED)
+    pdf.set_xy(x, y + 12)
+    pdf.cell(20, 4, "0%  real")
+    pdf.set_xy(x + width - 30, y + 12)
+    pdf.cell(30, 4, "fake  100%", align="R")
+    pdf.set_xy(x, y + 17)
+    band = (f"uncertain {low:.0%}–{high:.0%}, " if high > low else "")
+    pdf.multi_cell(width, 3.8, f"Score {v.fake_probability:.1%}  ·  {band}threshold {v.threshold:.0%}", align="C")
+    pdf.set_text_color(*INK)
+
+
+def _thumbnail_and_details(pdf: FPDF, v: Verdict, images: _Images) -> None:
+    """The boxed thumbnail on the left, the file and model details on the right."""
+    top = pdf.get_y()
+    max_w, max_h = 96.0, 80.0
+    tw, th = images.thumb_size
+    scale = min(max_w / tw, max_h / th)
+    w, h = tw * scale, th * scale
+    pdf.image(io.BytesIO(images.thumb), x=MARGIN, y=top, w=w, h=h)
+    pdf.set_draw_color(*RULE)
+    pdf.rect(MARGIN, top, w, h)
+    x = MARGIN + max_w + 6
+    col = pdf.w - MARGIN - x
+    pdf.set_xy(x, top)
+    rows = [
+        ("File", v.filename or "(unnamed)"),
+        ("SHA-256", v.sha256 or "(not computed)"),
+        ("Image", _size_line(v)),
+        ("Faces", "none found: the whole image was scored" if v.whole_image else str(len(v.faces))),
+        ("Model", f"{v.model_name}, version {v.model_version}"),
+        ("Decision", _decision_line(v)),
+    ]
+    if v.timings_ms:
+        rows.append(("Time", ", ".join(f"{k} {ms:.0f} ms" for k, ms in v.timings_ms.items())))
+    for label, value in rows:
+        pdf.set_x(x)
+        pdf.set_font(MAIN_FONT, "B", 8)
+        pdf.set_text_color(*MUTED)
+        pdf.cell(col, 4, label.upper(), new_x=XPos.LEFT, new_y=YPos.NEXT)
+        pdf.set_text_color(*INK)
+        pdf.set_font(MAIN_FONT, "", 7.5 if label == "SHA-256" else 9)
+        _text(pdf, col, 4.4, value, x)
+        pdf.set_y(pdf.get_y() + 1.6)
+    pdf.set_y(max(top + h, pdf.get_y()) + 6)
+
+
+def _size_line(v: Verdict) -> str:
+    """Working and original sizes in words."""
+    w, h = v.image_size
+    ow, oh = v.original_size
+    if ow and (ow, oh) != (w, h):
+        return f"{ow}×{oh} px (analysed at {w}×{h})"
+    return f"{w}×{h} px" if w else "unknown"
+
+
+def _decision_line(v: Verdict) -> str:
+    """The version's threshold and band."""
+    low, high = v.uncertain_band
+    band = f"; uncertain between {low:.0%} and {high:.0%}" if high > low else ""
+    return f"fake at or above {v.threshold:.0%}{band}"
+
+
+def _faces_table(pdf: FPDF, v: Verdict, images: _Images) -> None:
+    """One row per face: crop, heatmap overlay, box and scores."""
+    _section(pdf, "Whole image" if v.whole_image else "Faces")
+    side = 24.0 if len(v.faces) < MANY_FACES else 16.0
+    pdf.set_font(MAIN_FONT, "", 9)
+    pdf.set_draw_color(*RULE)
+    pdf.set_fill_color(255, 255, 255)
+    headings = FontFace(emphasis="BOLD", color=MUTED, fill_color=(241, 243, 245))
+    with pdf.table(col_widths=(8, side + 2, side + 2, 42, 28, 26, 24), text_align="CENTER",
+                   borders_layout="HORIZONTAL_LINES", headings_style=headings, line_height=5,
+                   padding=1, width=pdf.w - 2 * MARGIN, v_align="MIDDLE") as table:
+        head = table.row()
+        for title in ("#", "Crop", "Heatmap", "Box (x, y, w, h)", "Fake probability", "Label", "Confidence"):
+            head.cell(title)
+        for i, (face, (crop_jpeg, heat_jpeg)) in enumerate(zip(v.faces, images.faces), start=1):
+            row = table.row()
+            row.cell(str(i))
+            row.cell(img=io.BytesIO(crop_jpeg), img_fill_width=True)
+            if heat_jpeg is not None:
+                row.cell(img=io.BytesIO(heat_jpeg), img_fill_width=True)
+            else:
+                row.cell("none")
+            row.cell("{}, {}, {}, {}".format(*face.box))
+            row.cell(f"{face.fake_probability:.1%}")
+            colour = overlay.LABEL_COLOURS.get(face.label, MUTED)
+            row.cell(LABEL_WORDS.get(face.label, face.label), style=FontFace(emphasis="BOLD", color=colour))
+            row.cell(f"{face.confidence:.0%}")
+    if not v.faces:
+        pdf.cell(0, 6, "No face results.", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    _heatmap_legend(pdf)
+
+
+def _heatmap_legend(pdf: FPDF) -> None:
+    """The colour scale of the heatmaps, explained in one line."""
+    pdf.set_y(pdf.get_y() + 2)
+    y = pdf.get_y()
+    buf = io.BytesIO()
+    overlay.legend(256, 12).save(buf, "PNG")
+    pdf.image(buf, x=MARGIN, y=y + 0.8, w=30, h=2.6)
+    pdf.set_xy(MARGIN + 32, y)
+    pdf.set_font(MAIN_FONT, "", 7.5)
+    pdf.set_text_color(*MUTED)
+    pdf.multi_cell(0, 4, "Heatmap: blue = little influence, red = regions that pushed the score most towards "
+                         "'fake' (Grad-CAM over the model's last convolutional block).",
+                   new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_text_color(*INK)
+    pdf.set_y(pdf.get_y() + 4)
+
+
+def _warnings(pdf: FPDF, v: Verdict) -> None:
+    """Each quality warning with what it means for trust, or a line saying there are none."""
+    _section(pdf, "Quality warnings")
+    if not v.warnings:
+        pdf.set_font(MAIN_FONT, "", 9.5)
+        pdf.multi_cell(0, 5, "None. The image passed every quality check (face size, compression, sharpness, "
+                             "number of faces, screenshot and screen-photo signs).",
+                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    for w in v.warnings:
+        if pdf.get_y() > pdf.h - 35:
+            pdf.add_page()
+        y = pdf.get_y()
+        pdf.set_fill_color(*overlay.LABEL_COLOURS["uncertain"])
+        pdf.rect(MARGIN, y + 0.8, 1.4, 3.6, style="F")
+        pdf.set_xy(MARGIN + 4, y)
+        pdf.set_font(MAIN_FONT, "B", 9)
+        pdf.cell(0, 5, _safe(WARNING_TITLES.get(w.code, w.code.replace("_", " ").capitalize())),
+                 new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_font(MAIN_FONT, "", 9)
+        pdf.set_x(MARGIN + 4)
+        _text(pdf, pdf.w - 2 * MARGIN - 4, 4.6, w.message, MARGIN + 4)
+        pdf.set_y(pdf.get_y() + 2)
+    pdf.set_y(pdf.get_y() + 3)
+
+
+def _explanation(pdf: FPDF, v: Verdict) -> None:
+    """What the score means and what it cannot tell."""
+    _section(pdf, "What the score means")
+    pdf.set_font(MAIN_FONT, "", 9)
+    pdf.multi_cell(0, 4.6, WHAT_THE_SCORE_MEANS, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_y(pdf.get_y() + 3)
+    _section(pdf, "What it cannot tell")
+    pdf.set_font(MAIN_FONT, "", 9)
+    pdf.multi_cell(0, 4.6, WHAT_IT_CANNOT_TELL, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
+def _section(pdf: FPDF, title: str) -> None:
+    """A section heading with a rule under it (on a new page if it would be orphaned)."""
+    if pdf.get_y() > pdf.h - 45:
+        pdf.add_page()
+    pdf.set_font(MAIN_FONT, "B", 12)
+    pdf.cell(0, 7, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    _rule(pdf, pdf.get_y())
+    pdf.set_y(pdf.get_y() + 2.5)
+
+
+def _rule(pdf: FPDF, y: float) -> None:
+    """A thin grey horizontal line across the text width."""
+    pdf.set_draw_color(*RULE)
+    pdf.set_line_width(0.3)
+    pdf.line(MARGIN, y, pdf.w - MARGIN, y)
+    pdf.set_line_width(0.2)
+
+
+def _text(pdf: FPDF, width: float, height: float, text: str, x: float) -> None:
+    """Untrusted text (file names, messages): made safe, shaped when right-to-left, wrapped anywhere."""
+    safe = _safe(text)
+    rtl = any(unicodedata.bidirectional(c) in ("R", "AL") for c in safe)
+    if rtl:
+        pdf.set_text_shaping(True)
+    try:
+        pdf.multi_cell(width, height, safe, new_x=XPos.LEFT, new_y=YPos.NEXT, align="L")
+    finally:
+        if rtl:
+            pdf.set_text_shaping(False)
+    pdf.set_x(x)
+
+
+# Text safety ------------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def _cmap(file: str) -> frozenset[int]:
+    """The code points a shipped font file can draw."""
+    return frozenset(TTFont(str(FONT_DIR / file), lazy=True).getBestCmap())
+
+
+@lru_cache(maxsize=1)
+def _covered() -> frozenset[int]:
+    """Every code point some shipped regular font can draw."""
+    return frozenset().union(*(_cmap(file) for _, style, file in FONTS if style == ""))
+
+
+def _untrusted_text(v: Verdict) -> str:
+    """All text in a report that does not come from this module (it may hold any script)."""
+    return " ".join([v.filename, v.model_name, *(w.message for w in v.warnings), *(w.code for w in v.warnings)])
+
+
+def _safe(text: str) -> str:
+    """Text every character of which a shipped font can draw: invisible marks dropped, controls
+    turned into spaces, anything else unknown replaced by U+FFFD."""
+    covered = _covered()
+    out = []
+    for ch in unicodedata.normalize("NFC", str(text)):
+        cat = unicodedata.category(ch)
+        if ord(ch) in covered and cat not in ("Cc", "Cs"):
+            out.append(ch)
+        elif cat in ("Cc", "Zl", "Zp"):
+            out.append(" ")
+        elif cat in ("Cf", "Mn", "Me") or 0xFE00 <= ord(ch) <= 0xFE0F or 0xE0100 <= ord(ch) <= 0xE01EF:
+            continue
+        else:
+            out.append(REPLACEMENT)
+    return "".join(out)
+
+
+# Images -----------------------------------------------------------------------------------
+def _encode_images(analysis: "Analysis") -> _Images:
+    """Boxed thumbnail and per-face crop/overlay JPEGs, small enough for the size budget."""
+    v = analysis.verdict
+    thumb = overlay.draw_boxes(overlay.thumbnail(analysis.image, THUMB_MAX_SIDE_PX), v)
+    thumb_jpeg = _jpeg(thumb, JPEG_QUALITY)
+    quality = JPEG_QUALITY
+    while len(thumb_jpeg) > THUMB_BUDGET_BYTES and quality > 40:
+        quality -= 12
+        thumb_jpeg = _jpeg(thumb, quality)
+    while len(thumb_jpeg) > THUMB_BUDGET_BYTES and max(thumb.size) > 300:
+        thumb = thumb.resize((thumb.width * 3 // 4, thumb.height * 3 // 4), Image.Resampling.LANCZOS)
+        thumb_jpeg = _jpeg(thumb, quality)
+    side = FACE_PX if len(v.faces) < MANY_FACES else FACE_PX_MANY
+    faces = []
+    for i, face in enumerate(v.faces):
+        crop = _crop_for(analysis, i, face).convert("RGB").resize((side, side), Image.Resampling.LANCZOS)
+        heat = overlay.overlay_heatmap(crop, face.heatmap) if len(face.heatmap) else None
+        faces.append((_jpeg(crop, JPEG_QUALITY), _jpeg(heat, JPEG_QUALITY) if heat is not None else None))
+    return _Images(thumb=thumb_jpeg, thumb_size=thumb.size, faces=faces)
+
+
+def _crop_for(analysis: "Analysis", index: int, face: FaceResult) -> Image.Image:
+    """The crop that was scored: from analysis.crops, else cut from the image by crop_box or box."""
+    if index < len(analysis.crops):
+        return analysis.crops[index]
+    left, top, right, bottom = face.crop_box
+    if right <= left or bottom <= top:
+        x, y, w, h = face.box
+        left, top, right, bottom = x, y, x + max(1, w), y + max(1, h)
+    return analysis.image.crop((left, top, right, bottom))
+
+
+def _jpeg(image: Image.Image, quality: int) -> bytes:
+    """Baseline JPEG bytes with fixed settings (same pixels give the same bytes)."""
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, "JPEG", quality=quality, optimize=True, subsampling="4:2:0")
+    return buf.getvalue()
+
+
+def _utc(moment: datetime) -> datetime:
+    """The moment in UTC (a naive datetime is taken to be UTC already)."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)

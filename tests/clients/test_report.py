@@ -1,0 +1,186 @@
+"""The PDF report: read back with pypdf, rendered with pdftoppm, Unicode-safe, deterministic, small."""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import shutil
+import subprocess
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from PIL import Image
+from pypdf import PdfReader
+
+from clients.analyze import Analysis
+from clients.report import render_pdf
+from clients.verdict import FaceResult, QualityWarning, Verdict
+from tests.clients.synthetic import clean_face, jpeg_bytes
+
+NOW = datetime(2026, 11, 25, 4, 0, 0, tzinfo=timezone.utc)
+SHA = hashlib.sha256(b"the upload").hexdigest()
+
+
+def _heat(cy: int, cx: int) -> list[list[float]]:
+    yy, xx = np.mgrid[0:7, 0:7]
+    return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 3.0).tolist()
+
+
+def _analysis(image: Image.Image | None = None, faces: int = 2, filename: str = "holiday.jpg",
+              warnings: list[QualityWarning] | None = None, crops: bool = True) -> Analysis:
+    """A realistic Analysis built from the dataclasses (no server): the first face decides."""
+    if image is None:
+        image, _ = clean_face((800, 600))
+    w, h = image.size
+    side = min(w, h) // 4
+    results, crop_images = [], []
+    for i in range(faces):
+        p, label = [(0.91, "fake"), (0.12, "real"), (0.55, "uncertain")][i % 3]
+        x = (i * side * 5 // 4) % max(1, w - side)
+        box = (x, h // 3, side, side)
+        crop_box = (x, h // 3, x + side, h // 3 + side)
+        results.append(FaceResult(box=box, fake_probability=p, label=label,
+                                  confidence=p if label != "real" else 1 - p, heatmap=_heat(2 + i % 3, 4),
+                                  crop_box=crop_box))
+        crop_images.append(image.crop(crop_box))
+    verdict = Verdict(label="fake" if faces else "real", fake_probability=0.91 if faces else 0.2,
+                      confidence=0.91 if faces else 0.8, threshold=0.5, uncertain_band=(0.4, 0.6), faces=results,
+                      whole_image=not faces, model_name="deepfake_detector", model_version=7,
+                      timings_ms={"decode": 40.0, "faces": 120.0, "request": 90.0, "total": 260.0},
+                      warnings=warnings if warnings is not None else [
+                          QualityWarning("jpeg_compression", "The image is heavily JPEG-compressed (estimated "
+                                         "quality 25, under 60), so treat the verdict with caution.")],
+                      sha256=SHA, filename=filename, image_size=image.size, original_size=image.size)
+    return Analysis(verdict=verdict, image=image, crops=crop_images if crops else [])
+
+
+def _text(pdf: bytes) -> tuple[str, int]:
+    reader = PdfReader(io.BytesIO(pdf))
+    return "\n".join(page.extract_text() for page in reader.pages), len(reader.pages)
+
+
+@pytest.fixture(scope="module")
+def report() -> bytes:
+    return render_pdf(_analysis(), now=NOW)
+
+
+def test_report_reads_back_with_verdict_file_hash_model_and_date(report):
+    assert report.startswith(b"%PDF-")
+    text, pages = _text(report)
+    flat = re.sub(r"\s+", "", text)
+    assert "Likely fake" in text
+    assert "91.0%" in text and "91%" in text                      # probability and confidence
+    assert "holiday.jpg" in text
+    assert SHA in flat                                            # may wrap inside its column
+    assert "deepfake_detector" in text and "version 7" in text
+    assert "2026-11-25 04:00:00 UTC" in text
+    assert "What the score means" in text and "What it cannot tell" in text
+    assert "Heavy JPEG compression" in text and "caution" in text
+    assert 1 <= pages <= 3
+    assert f"Page {pages} of {pages}" in text
+
+
+def test_per_face_table_lists_every_face(report):
+    text, _ = _text(report)
+    assert "Box (x, y, w, h)" in text
+    assert "0, 200, 150, 150" in text and "187, 200, 150, 150" in text
+    assert "12.0%" in text and "Likely real" in text and "88%" in text
+
+
+def test_pdf_metadata_has_the_creation_date_and_title(report):
+    meta = PdfReader(io.BytesIO(report)).metadata
+    assert meta.creation_date.replace(tzinfo=timezone.utc) == NOW
+    assert "holiday.jpg" in meta.title
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) is not installed")
+def test_report_renders_to_a_non_blank_page(report, tmp_path):
+    pdf = tmp_path / "r.pdf"
+    pdf.write_bytes(report)
+    subprocess.run(["pdftoppm", "-png", "-r", "50", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "p")],
+                   check=True, timeout=60)
+    page = np.asarray(Image.open(next(tmp_path.glob("p*.png"))).convert("RGB"), dtype=np.int32)
+    assert page.shape[0] > page.shape[1] > 300                    # A4 portrait
+    assert page.std() > 20                                        # not blank
+    red = (page[..., 0] > 180) & (page[..., 1] < 80) & (page[..., 2] < 80)
+    assert red.sum() > 200                                        # the 'Likely fake' colour is drawn
+    hot = page[..., 0] - page[..., 2]
+    assert (hot > 100).sum() > 50                                  # heatmap overlay is in the table
+
+
+NAMES = [
+    "Привет мир — фото.jpg",
+    "صورة العائلة.jpg",
+    "家族の写真 照片.png",
+    "가족 사진.webp",
+    "party 😀🎉 selfie.jpg",
+    "mixed Ωmega Привет مرحبا 你好 한국 😀.jpg",
+    "unsupported \U0001FAE8 \U00010400 \u202e\u200d 👩‍💻 bell\x07 tab\t.jpg",
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unicode_file_names_never_crash(name):
+    warning = QualityWarning("screenshot", f"Caption in many scripts: {name}; the verdict is about the copy.")
+    pdf = render_pdf(_analysis(faces=1, filename=name, warnings=[warning]), now=NOW)
+    text, _ = _text(pdf)
+    assert "Likely fake" in text
+    latin_cyrillic = re.findall(r"[A-Za-zА-Яа-яЁё]{3,}", name)
+    for word in latin_cyrillic:
+        assert word in text, word
+
+
+def test_cjk_and_arabic_names_embed_fallback_fonts():
+    pdf = render_pdf(_analysis(faces=1, filename="家族 가족 صورة 🎉.jpg"), now=NOW)
+    fonts = set()
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        for font in page["/Resources"]["/Font"].values():
+            fonts.add(str(font.get_object()["/BaseFont"]))
+    names = " ".join(fonts)
+    assert "DejaVu" in names and "Droid" in names and "Hangul" in names and "Symbola" in names
+
+
+def test_same_input_and_date_give_the_same_bytes(report):
+    assert render_pdf(_analysis(), now=NOW) == report
+    later = render_pdf(_analysis(), now=NOW + timedelta(seconds=1))
+    assert later != report
+    text, _ = _text(later)
+    assert "2026-11-25 04:00:01 UTC" in text
+
+
+def test_date_is_printed_in_utc():
+    cet = timezone(timedelta(hours=1))
+    pdf = render_pdf(_analysis(faces=1), now=datetime(2026, 11, 25, 5, 0, 0, tzinfo=cet))
+    assert "2026-11-25 04:00:00 UTC" in _text(pdf)[0]
+
+
+def test_no_face_and_no_heatmap_report():
+    image, _ = clean_face((640, 480))
+    analysis = _analysis(image=image, faces=0, warnings=[QualityWarning("no_face", "No face was found, so the "
+                                                                          "whole image was scored.")])
+    text, _ = _text(render_pdf(analysis, now=NOW))
+    assert "Likely real" in text and "whole image" in text and "No face found" in text
+
+
+def test_report_without_crops_cuts_them_from_the_image():
+    pdf = render_pdf(_analysis(faces=2, crops=False), now=NOW)
+    assert "Likely fake" in _text(pdf)[0]
+
+
+def _photo_12mp() -> Image.Image:
+    """A 4000x3000 photo-like image with sensor noise (noise is what makes JPEGs big)."""
+    small, _ = clean_face((1000, 750))
+    big = np.asarray(small.resize((4000, 3000), Image.Resampling.BICUBIC), dtype=np.int16)
+    tile = np.random.default_rng(1).integers(-6, 7, size=(500, 500, 3), dtype=np.int16)
+    big = big + np.tile(tile, (6, 8, 1))
+    return Image.fromarray(np.clip(big, 0, 255).astype(np.uint8))
+
+
+def test_a_12_megapixel_photo_gives_a_small_pdf():
+    photo = _photo_12mp()
+    assert len(jpeg_bytes(photo, quality=90)) > 1_500_000          # the upload itself is large
+    for faces in (2, 12):
+        pdf = render_pdf(_analysis(image=photo, faces=faces), now=NOW)
+        print(f"12 MP photo, {faces} face(s): PDF {len(pdf) / 1024:.0f} KB")
+        assert len(pdf) < 300 * 1024, (faces, len(pdf))

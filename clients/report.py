@@ -57,6 +57,8 @@ INK = (33, 37, 41)
 MUTED = (108, 117, 125)
 RULE = (206, 212, 218)
 TINTS = {"fake": (253, 236, 234), "real": (233, 246, 233), "uncertain": (255, 244, 224)}
+TEXT_COLOURS = {"fake": (190, 30, 30), "real": (28, 128, 28), "uncertain": (190, 110, 0)}
+"""Darker shades of the box colours, readable as text on white and on the tinted panel."""
 
 WARNING_TITLES = {
     "small_face": "Small face", "jpeg_compression": "Heavy JPEG compression", "blur": "Blur",
@@ -101,6 +103,8 @@ def render_pdf(analysis: "Analysis", now: datetime | None = None) -> bytes:
     pdf.set_subject("Deepfake detector report")
     pdf.set_creator("deepfake-detector")
     pdf.set_author("deepfake-detector")
+    pdf.set_keywords(_safe(f"deepfake-check label:{verdict.label} p_fake:{verdict.fake_probability:.4f} "
+                           f"model:{verdict.model_name}/{verdict.model_version} sha256:{verdict.sha256}"))
     pdf.add_page()
     _header(pdf, now)
     _verdict_banner(pdf, verdict)
@@ -163,8 +167,10 @@ def _header(pdf: FPDF, now: datetime) -> None:
 def _verdict_banner(pdf: FPDF, v: Verdict) -> None:
     """The verdict in words and numbers on a tinted panel, with the probability scale."""
     colour = overlay.LABEL_COLOURS.get(v.label, MUTED)
-    top, height = pdf.get_y(), 34.0
-    width = pdf.w - 2 * MARGIN
+    top, width = pdf.get_y(), pdf.w - 2 * MARGIN
+    pdf.set_font(MAIN_FONT, "", 9.5)
+    lines = pdf.multi_cell(84, 4.6, _verdict_sentence(v), dry_run=True, output="LINES")
+    height = max(34.0, 4 + 4 + 11 + 4.6 * len(lines) + 4)
     pdf.set_fill_color(*TINTS.get(v.label, (240, 240, 240)))
     pdf.set_draw_color(*colour)
     pdf.set_line_width(0.6)
@@ -175,11 +181,11 @@ def _verdict_banner(pdf: FPDF, v: Verdict) -> None:
     pdf.set_text_color(*MUTED)
     pdf.cell(80, 4, "VERDICT", new_x=XPos.LEFT, new_y=YPos.NEXT)
     pdf.set_font(MAIN_FONT, "B", 22)
-    pdf.set_text_color(*colour)
+    pdf.set_text_color(*TEXT_COLOURS.get(v.label, INK))
     pdf.cell(80, 11, LABEL_WORDS.get(v.label, v.label), new_x=XPos.LEFT, new_y=YPos.NEXT)
     pdf.set_text_color(*INK)
     pdf.set_font(MAIN_FONT, "", 9.5)
-    pdf.multi_cell(82, 4.6, _verdict_sentence(v), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.multi_cell(84, 4.6, _verdict_sentence(v), new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
     _probability_scale(pdf, v, MARGIN + 95, top + 7, width - 100)
     pdf.set_y(top + height + 6)
 
@@ -188,8 +194,18 @@ def _verdict_sentence(v: Verdict) -> str:
     """The verdict's numbers in a sentence."""
     subject = "the whole image (no face was found)" if v.whole_image else (
         "the face" if len(v.faces) == 1 else f"the most suspicious of {len(v.faces)} faces")
+    if v.label == "uncertain":
+        return (f"Fake probability {v.fake_probability:.1%} for {subject}: inside the uncertain band, so the "
+                f"model cannot tell (confidence {v.confidence:.0%}, low).")
     return (f"Fake probability {v.fake_probability:.1%} for {subject}. "
-            f"Confidence in this verdict: {v.confidence:.0%}.")
+            f"Confidence in this verdict: {v.confidence:.0%} ({confidence_words(v.confidence)}).")
+
+
+def confidence_words(confidence: float) -> str:
+    """The confidence in a word: high from 90%, moderate from 70%, low below."""
+    if confidence >= 0.9:
+        return "high"
+    return "moderate" if confidence >= 0.7 else "low"
 
 
 def _probability_scale(pdf: FPDF, v: Verdict, x: float, y: float, width: float) -> None:
@@ -276,6 +292,12 @@ def _decision_line(v: Verdict) -> str:
 def _faces_table(pdf: FPDF, v: Verdict, images: _Images) -> None:
     """One row per face: crop, heatmap overlay, box and scores."""
     _section(pdf, "Whole image" if v.whole_image else "Faces")
+    if not v.faces:
+        pdf.set_font(MAIN_FONT, "", 9.5)
+        pdf.multi_cell(0, 5, "No face was found, so the whole image was scored as one crop.",
+                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_y(pdf.get_y() + 4)
+        return
     side = 24.0 if len(v.faces) < MANY_FACES else 16.0
     pdf.set_font(MAIN_FONT, "", 9)
     pdf.set_draw_color(*RULE)
@@ -297,11 +319,9 @@ def _faces_table(pdf: FPDF, v: Verdict, images: _Images) -> None:
                 row.cell("none")
             row.cell("{}, {}, {}, {}".format(*face.box))
             row.cell(f"{face.fake_probability:.1%}")
-            colour = overlay.LABEL_COLOURS.get(face.label, MUTED)
+            colour = TEXT_COLOURS.get(face.label, MUTED)
             row.cell(LABEL_WORDS.get(face.label, face.label), style=FontFace(emphasis="BOLD", color=colour))
             row.cell(f"{face.confidence:.0%}")
-    if not v.faces:
-        pdf.cell(0, 6, "No face results.", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     _heatmap_legend(pdf)
 
 

@@ -10,7 +10,13 @@ from tests.helpers import ServerProcess, export_untrained
 
 
 @pytest.fixture(scope="session")
-def exported_model(tmp_path_factory) -> Path:
+def _model_base(tmp_path_factory) -> Path:
+    """Where the session's test model goes (empty until `exported_model` writes version 1)."""
+    return tmp_path_factory.mktemp("models") / "deepfake_detector"
+
+
+@pytest.fixture(scope="session")
+def exported_model(_model_base) -> Path:
     """Base path (tmp) holding version 1 of an UNTRAINED model built by training.model.
 
     Its head is random and never trained (the backbone has ImageNet weights from /work/shared
@@ -18,9 +24,8 @@ def exported_model(tmp_path_factory) -> Path:
     for testing the serving path and the clients. Its probabilities vary with the input but mean
     nothing; it is never shipped and never called a detector.
     """
-    base = tmp_path_factory.mktemp("models") / "deepfake_detector"
-    export_untrained(base, version=1)
-    return base
+    export_untrained(_model_base, version=1)
+    return _model_base
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +40,13 @@ def model_server(request, tmp_path_factory):
     if external:
         yield external
         return
-    base = request.getfixturevalue("exported_model")
+    base = request.getfixturevalue("_model_base")
     log = tmp_path_factory.mktemp("server-log") / "model_server.log"
-    server = ServerProcess(base_path=base, log_path=log).start()
+    # Start the server first: it imports TensorFlow while the test model is being exported,
+    # then picks version 1 up from the base path like it would any new version.
+    server = ServerProcess(base_path=base, log_path=log, extra_args=("--file_system_poll_wait_seconds=0.5",)).start()
     try:
+        request.getfixturevalue("exported_model")
         server.wait_available()
         yield server.target
     finally:

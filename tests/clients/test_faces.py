@@ -19,7 +19,7 @@ def _iou(a: Box, b: tuple[int, int, int, int]) -> float:
 
 
 def test_faces_found_on_shared_face_images():
-    faces = shared_faces(24)
+    faces = shared_faces(16)
     found = [bool(detect_faces(img)) for img in faces]
     recall = sum(found) / len(found)
     print(f"recall on {len(found)} shared crops: {recall:.0%}")

@@ -1,0 +1,149 @@
+"""The gRPC clients: a real request to the local model server, then a server that is down, slow or failing."""
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+import grpc
+import pytest
+from PIL import Image
+
+from clients.errors import DetectorUnavailable, ModelError
+from clients.grpc_client import AsyncDetectorClient, DetectorClient
+from tests.clients.fake_servers import ok_response, predict_server, sleeper
+from tests.helpers import free_port
+
+
+def _png(colour, size=(224, 224)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.integration
+def test_batched_request_to_the_real_server(model_server):
+    crops = [_png((200, 150, 120)), _png((20, 30, 40), (100, 80)), _png((128, 128, 128), (600, 600))]
+    with DetectorClient(model_server, timeout_s=30) as client:
+        assert client.health() is True
+        pred = client.predict(crops)
+        info = client.model_info()
+        sigs = client.signatures()
+    assert len(pred.fake_probability) == 3 and all(0.0 <= p <= 1.0 for p in pred.fake_probability)
+    assert pred.model_name == "deepfake_detector" and pred.model_version >= 1
+    assert 0.0 <= pred.uncertain_band[0] <= pred.threshold <= pred.uncertain_band[1] <= 1.0
+    assert [len(h) for h in pred.heatmaps] == [7, 7, 7] and all(len(r) == 7 for h in pred.heatmaps for r in h)
+    assert all(0.0 <= v <= 1.0 for h in pred.heatmaps for r in h for v in r)
+    assert (info.version, info.threshold, info.uncertain_band) == (pred.model_version, pred.threshold,
+                                                                  pred.uncertain_band)
+    assert {"from_bytes", "serving_default"} <= set(sigs)
+    assert "image_bytes" in sigs["from_bytes"].inputs
+
+
+@pytest.mark.integration
+def test_async_client_against_the_real_server(model_server):
+    async def go():
+        async with AsyncDetectorClient(model_server, timeout_s=30) as client:
+            healthy = await client.health()
+            preds = await asyncio.gather(*(client.predict([_png((i * 40, 90, 60))]) for i in range(4)))
+            return healthy, preds, await client.model_info()
+    healthy, preds, info = asyncio.run(go())
+    assert healthy is True
+    assert all(len(p.fake_probability) == 1 and p.model_version == info.version for p in preds)
+
+
+@pytest.mark.integration
+def test_garbage_crop_is_a_model_error_not_a_crash(model_server):
+    with DetectorClient(model_server, timeout_s=30) as client:
+        with pytest.raises(ModelError) as info:
+            client.predict([b"definitely not an image"])
+    assert "image" in info.value.user_message.lower()
+
+
+def test_server_down_raises_detector_unavailable_after_bounded_retries():
+    target = f"127.0.0.1:{free_port()}"  # nothing listens here
+    with DetectorClient(target, timeout_s=2, retries=3) as client:
+        assert client.health() is False
+        t0 = time.perf_counter()
+        with pytest.raises(DetectorUnavailable) as info:
+            client.predict([_png((1, 2, 3))])
+        elapsed = time.perf_counter() - t0
+    assert 0.5 <= elapsed < 10  # two backoffs (0.2 s + 0.4 s), then give up
+    assert "not reachable" in info.value.user_message and "Traceback" not in info.value.user_message
+
+
+def test_async_server_down_raises_detector_unavailable():
+    async def go():
+        async with AsyncDetectorClient(f"127.0.0.1:{free_port()}", timeout_s=2, retries=2) as client:
+            assert await client.health() is False
+            await client.predict([_png((1, 2, 3))])
+    with pytest.raises(DetectorUnavailable):
+        asyncio.run(go())
+
+
+def test_slow_server_hits_the_deadline_and_is_not_retried():
+    with predict_server(sleeper(3.0)) as (target, rec):
+        with DetectorClient(target, timeout_s=0.5, retries=3) as client:
+            t0 = time.perf_counter()
+            with pytest.raises(DetectorUnavailable) as info:
+                client.predict([_png((1, 2, 3))])
+            elapsed = time.perf_counter() - t0
+    assert elapsed < 2.5 and rec.calls == 1
+    assert "too long" in info.value.user_message
+
+
+def test_async_slow_server_hits_the_deadline():
+    async def go(target):
+        async with AsyncDetectorClient(target, timeout_s=0.5) as client:
+            await client.predict([_png((1, 2, 3))])
+    with predict_server(sleeper(3.0)) as (target, _):
+        with pytest.raises(DetectorUnavailable):
+            asyncio.run(go(target))
+
+
+def test_unavailable_is_retried_with_backoff_then_succeeds():
+    def flaky(call, request, context):
+        if call < 3:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "warming up")
+        return ok_response(len(request.inputs["image_bytes"].string_val), p=0.9, version=9, threshold=0.7)
+    with predict_server(flaky) as (target, rec):
+        with DetectorClient(target, timeout_s=5, retries=3) as client:
+            pred = client.predict([_png((1, 2, 3)), _png((4, 5, 6))])
+    assert rec.calls == 3
+    assert pred.fake_probability == pytest.approx([0.9, 0.9]) and pred.model_version == 9
+    assert pred.threshold == pytest.approx(0.7) and pred.uncertain_band == pytest.approx((0.6, 0.8))
+
+
+def test_other_errors_are_not_retried():
+    def refuse(call, request, context):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "cannot decode image")
+    with predict_server(refuse) as (target, rec):
+        with DetectorClient(target, timeout_s=5, retries=3) as client:
+            with pytest.raises(ModelError):
+                client.predict([_png((1, 2, 3))])
+    assert rec.calls == 1
+
+
+def test_request_asks_only_for_the_outputs_used():
+    seen = {}
+
+    def record(call, request, context):
+        seen["filter"] = list(request.output_filter)
+        seen["signature"] = request.model_spec.signature_name
+        return ok_response(1)
+    with predict_server(record) as (target, _):
+        with DetectorClient(target, timeout_s=5) as client:
+            client.predict([_png((1, 2, 3))])
+    assert seen == {"filter": ["fake_probability", "threshold", "uncertain_band", "heatmap"],
+                    "signature": "from_bytes"}
+
+
+def test_target_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TF_SERVING_TARGET", "127.0.0.1:1")
+    client = DetectorClient()
+    assert client.target == "127.0.0.1:1"
+    client.close()
+    monkeypatch.delenv("TF_SERVING_TARGET")
+    client = DetectorClient()
+    assert client.target == "localhost:8500"
+    client.close()

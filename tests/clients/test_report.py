@@ -184,3 +184,26 @@ def test_a_12_megapixel_photo_gives_a_small_pdf():
         pdf = render_pdf(_analysis(image=photo, faces=faces), now=NOW)
         print(f"12 MP photo, {faces} face(s): PDF {len(pdf) / 1024:.0f} KB")
         assert len(pdf) < 300 * 1024, (faces, len(pdf))
+
+
+@pytest.mark.integration
+def test_report_of_a_real_check_against_the_local_model_server(model_server):
+    """The whole path: upload bytes -> analyze (faces, quality, gRPC) -> PDF that states what it found."""
+    from clients.analyze import analyze
+    from clients.config import ClientConfig
+    from clients.grpc_client import DetectorClient
+
+    image, _ = clean_face((1024, 768))
+    data = jpeg_bytes(image, quality=35)                         # a heavy-compression warning is expected
+    with DetectorClient(model_server, timeout_s=60) as client:
+        analysis = analyze(data, "портрет 家族.jpg", client, ClientConfig(target=model_server, timeout_s=60))
+    v = analysis.verdict
+    pdf = render_pdf(analysis, now=NOW)
+    text, pages = _text(pdf)
+    assert v.sha256 == hashlib.sha256(data).hexdigest() and v.sha256 in re.sub(r"\s+", "", text)
+    assert {"Likely fake": "fake", "Likely real": "real", "Uncertain": "uncertain"}[
+        next(w for w in ("Likely fake", "Likely real", "Uncertain") if w in text)] == v.label
+    assert f"{v.fake_probability:.1%}" in text
+    assert f"version {v.model_version}" in text and "портрет" in text
+    assert "Heavy JPEG compression" in text
+    assert len(v.faces) >= 1 and pages >= 1 and len(pdf) < 300 * 1024

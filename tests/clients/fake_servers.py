@@ -12,12 +12,14 @@ from clients.protos import tfs_pb2
 from tests.helpers import free_port
 
 
-def ok_response(n: int, p: float = 0.25, version: int = 4, threshold: float = 0.5) -> tfs_pb2.PredictResponse:
-    """A contract-shaped PredictResponse for n crops."""
+def ok_response(n: int, p: float | list[float] = 0.25, version: int = 4,
+                threshold: float = 0.5) -> tfs_pb2.PredictResponse:
+    """A contract-shaped PredictResponse for n crops (p: one probability for all, or one per crop)."""
+    probs = list(p) if isinstance(p, (list, tuple)) else [p] * n
     resp = tfs_pb2.PredictResponse()
     resp.model_spec.name = "deepfake_detector"
     resp.model_spec.version.value = version
-    shapes = {"fake_probability": ([n], [p] * n), "threshold": ([n], [threshold] * n),
+    shapes = {"fake_probability": ([n], probs), "threshold": ([n], [threshold] * n),
               "uncertain_band": ([n, 2], [threshold - 0.1, threshold + 0.1] * n),
               "heatmap": ([n, 7, 7], [0.5] * (49 * n))}
     for key, (shape, values) in shapes.items():
@@ -65,4 +67,16 @@ def sleeper(seconds: float):
     def behave(call, request, context):
         time.sleep(seconds)
         return ok_response(len(request.inputs["image_bytes"].string_val))
+    return behave
+
+
+def scripted(probabilities: list[float], threshold: float = 0.5, band: float = 0.1, version: int = 4):
+    """A behaviour that gives the i-th crop probabilities[i] (cycling) under a threshold the test controls."""
+    def behave(call, request, context):
+        n = len(request.inputs["image_bytes"].string_val)
+        resp = ok_response(n, [probabilities[i % len(probabilities)] for i in range(n)], version, threshold)
+        band_t = resp.outputs["uncertain_band"]
+        del band_t.float_val[:]
+        band_t.float_val.extend([threshold - band, threshold + band] * n)
+        return resp
     return behave

@@ -60,6 +60,7 @@ def test_garbage_crop_is_a_model_error_not_a_crash(model_server):
     assert "image" in info.value.user_message.lower()
 
 
+@pytest.mark.integration
 def test_server_down_raises_detector_unavailable_after_bounded_retries():
     target = f"127.0.0.1:{free_port()}"  # nothing listens here
     with DetectorClient(target, timeout_s=2, retries=3) as client:
@@ -72,6 +73,7 @@ def test_server_down_raises_detector_unavailable_after_bounded_retries():
     assert "not reachable" in info.value.user_message and "Traceback" not in info.value.user_message
 
 
+@pytest.mark.integration
 def test_async_server_down_raises_detector_unavailable():
     async def go():
         async with AsyncDetectorClient(f"127.0.0.1:{free_port()}", timeout_s=2, retries=2) as client:
@@ -81,6 +83,7 @@ def test_async_server_down_raises_detector_unavailable():
         asyncio.run(go())
 
 
+@pytest.mark.integration
 def test_slow_server_hits_the_deadline_and_is_not_retried():
     with predict_server(sleeper(3.0)) as (target, rec):
         with DetectorClient(target, timeout_s=0.5, retries=3) as client:
@@ -92,6 +95,7 @@ def test_slow_server_hits_the_deadline_and_is_not_retried():
     assert "too long" in info.value.user_message
 
 
+@pytest.mark.integration
 def test_async_slow_server_hits_the_deadline():
     async def go(target):
         async with AsyncDetectorClient(target, timeout_s=0.5) as client:
@@ -101,6 +105,7 @@ def test_async_slow_server_hits_the_deadline():
             asyncio.run(go(target))
 
 
+@pytest.mark.integration
 def test_unavailable_is_retried_with_backoff_then_succeeds():
     def flaky(call, request, context):
         if call < 3:
@@ -114,6 +119,7 @@ def test_unavailable_is_retried_with_backoff_then_succeeds():
     assert pred.threshold == pytest.approx(0.7) and pred.uncertain_band == pytest.approx((0.6, 0.8))
 
 
+@pytest.mark.integration
 def test_other_errors_are_not_retried():
     def refuse(call, request, context):
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, "cannot decode image")
@@ -124,6 +130,7 @@ def test_other_errors_are_not_retried():
     assert rec.calls == 1
 
 
+@pytest.mark.integration
 def test_request_asks_only_for_the_outputs_used():
     seen = {}
 

@@ -1,0 +1,107 @@
+"""analyze(): one upload -> faces -> one batched request -> a verdict a user can trust to be consistent."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+
+import pytest
+
+from clients.analyze import analyze, analyze_async, centre_square
+from clients.config import ClientConfig
+from clients.errors import EmptyFile, NotAnImage
+from clients.grpc_client import AsyncDetectorClient, DetectorClient
+from clients.verdict import Verdict
+from serving.contract import IMAGE_SIZE, confidence_for, label_for
+from tests.clients.fake_servers import predict_server, scripted
+from tests.clients.images import encode, noise_photo, photo_with_faces, shared_faces
+from tests.helpers import free_port
+
+NAME = "снимок_写真_صورة 😀.jpg"
+
+
+@pytest.fixture(scope="module")
+def two_face_jpeg() -> bytes:
+    """A 1600x1200 photo with two shared faces, as JPEG."""
+    a, b = shared_faces(4, seed=7)[:2]
+    return encode(photo_with_faces([(a, (150, 200, 500)), (b, (1000, 500, 300))]), "JPEG", quality=92)
+
+
+@pytest.mark.integration
+def test_analyze_two_faces_against_the_real_server(model_server, two_face_jpeg):
+    with DetectorClient(model_server, timeout_s=30) as client:
+        a = analyze(two_face_jpeg, NAME, client, ClientConfig())
+    v = a.verdict
+    assert not v.whole_image and len(v.faces) == 2 == len(a.crops)
+    big, small = v.faces
+    assert big.box[2] * big.box[3] > small.box[2] * small.box[3]
+    assert 100 < big.box[0] < 400 and 900 < small.box[0] < 1200
+    assert all(c.size == (IMAGE_SIZE, IMAGE_SIZE) for c in a.crops)
+    for f in v.faces:
+        assert f.label == label_for(f.fake_probability, v.threshold, v.uncertain_band)
+        assert f.confidence == pytest.approx(confidence_for(f.fake_probability, f.label))
+        assert len(f.heatmap) == 7
+    top = max(v.faces, key=lambda f: f.fake_probability)
+    assert (v.label, v.fake_probability, v.confidence) == (top.label, top.fake_probability, top.confidence)
+    assert v.sha256 == hashlib.sha256(two_face_jpeg).hexdigest()
+    assert v.filename == NAME and v.model_name == "deepfake_detector" and v.model_version >= 1
+    assert {"decode", "faces", "request", "total"} <= set(v.timings_ms)
+    assert v.timings_ms["total"] >= v.timings_ms["request"] > 0
+    assert a.image.size == v.image_size == (1600, 1200)
+    back = Verdict.from_dict(json.loads(v.to_json()))
+    assert back == v and NAME in v.to_json()
+
+
+@pytest.mark.integration
+def test_async_analyze_matches_sync(model_server, two_face_jpeg):
+    async def go():
+        async with AsyncDetectorClient(model_server, timeout_s=30) as client:
+            return await analyze_async(two_face_jpeg, "x.jpg", client)
+    with DetectorClient(model_server, timeout_s=30) as client:
+        sync = analyze(two_face_jpeg, "x.jpg", client).verdict
+    res = asyncio.run(go()).verdict
+    assert [f.box for f in res.faces] == [f.box for f in sync.faces]
+    assert [f.fake_probability for f in res.faces] == pytest.approx([f.fake_probability for f in sync.faces], abs=1e-4)
+
+
+@pytest.mark.integration
+def test_no_face_scores_the_centre_and_says_so():
+    data = encode(noise_photo((900, 500)), "PNG")
+    with predict_server(scripted([0.2])) as (target, rec):
+        with DetectorClient(target, timeout_s=5) as client:
+            a = analyze(data, "landscape.png", client)
+    v = a.verdict
+    assert v.whole_image is True and rec.calls == 1 and len(v.faces) == 1
+    assert v.faces[0].crop_box == centre_square((900, 500)) == (200, 0, 700, 500)
+    assert "no_face" in [w.code for w in v.warnings]
+    assert "No face was found" in next(w.message for w in v.warnings if w.code == "no_face")
+
+
+@pytest.mark.integration
+def test_most_suspicious_face_decides_and_confidence_is_of_the_label(two_face_jpeg):
+    # crop 0 (largest face) looks real, crop 1 fake: the image is fake, with the fake face's probability
+    with predict_server(scripted([0.1, 0.83], threshold=0.6, band=0.05, version=12)) as (target, rec):
+        with DetectorClient(target, timeout_s=5) as client:
+            v = analyze(two_face_jpeg, "pair.jpg", client).verdict
+    assert rec.calls == 1  # every face in ONE batched request
+    assert [f.label for f in v.faces] == ["real", "fake"]
+    assert v.faces[0].confidence == pytest.approx(0.9)  # probability of 'real', not of 'fake'
+    assert (v.label, v.fake_probability, v.confidence) == ("fake", pytest.approx(0.83), pytest.approx(0.83))
+    assert v.threshold == pytest.approx(0.6) and v.uncertain_band == pytest.approx((0.55, 0.65))
+    assert v.model_version == 12  # the version that scored it, from the response
+
+
+@pytest.mark.integration
+def test_uncertain_band_is_reported_as_uncertain(two_face_jpeg):
+    with predict_server(scripted([0.58, 0.3], threshold=0.6, band=0.05)) as (target, _):
+        with DetectorClient(target, timeout_s=5) as client:
+            v = analyze(two_face_jpeg, "pair.jpg", client).verdict
+    assert v.label == "uncertain" and v.confidence == pytest.approx(0.58)
+
+
+def test_invalid_upload_is_refused_before_any_request():
+    with DetectorClient(f"127.0.0.1:{free_port()}", timeout_s=1) as client:  # nothing listens
+        with pytest.raises(EmptyFile):
+            analyze(b"", "empty.jpg", client)
+        with pytest.raises(NotAnImage):
+            analyze(b"not an image at all" * 10, "x.jpg", client)

@@ -63,7 +63,8 @@ def draw_boxes(image: Image.Image, verdict: Verdict) -> Image.Image:
         right, bottom = round((x + w) * sx), round((y + h) * sy)
         colour = LABEL_COLOURS.get(face.label, _OTHER)
         draw.rectangle((left, top, right, bottom), outline=colour, width=width)
-        _tag(draw, f"#{i} {face.label} {face.fake_probability:.0%}", (left, top, right, bottom), colour, font,
+        name = "whole image" if verdict.whole_image else f"#{i}"
+        _tag(draw, f"{name} {face.label} {face.fake_probability:.0%}", (left, top, right, bottom), colour, font,
              out.size)
     return out
 

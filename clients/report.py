@@ -53,6 +53,7 @@ FACE_PX_MANY = 128
 MANY_FACES = 6
 JPEG_QUALITY = 82
 
+TIMINGS_SHOWN = ("decode", "faces", "request", "total")
 INK = (33, 37, 41)
 MUTED = (108, 117, 125)
 RULE = (206, 212, 218)
@@ -259,8 +260,9 @@ def _thumbnail_and_details(pdf: FPDF, v: Verdict, images: _Images) -> None:
         ("Model", f"{v.model_name}, version {v.model_version}"),
         ("Decision", _decision_line(v)),
     ]
-    if v.timings_ms:
-        rows.append(("Time", ", ".join(f"{k} {ms:.0f} ms" for k, ms in v.timings_ms.items())))
+    shown = {k: ms for k, ms in v.timings_ms.items() if k in TIMINGS_SHOWN} or dict(v.timings_ms)
+    if shown:
+        rows.append(("Time", ", ".join(f"{k} {ms:.0f} ms" for k, ms in shown.items())))
     for label, value in rows:
         pdf.set_x(x)
         pdf.set_font(MAIN_FONT, "B", 8)

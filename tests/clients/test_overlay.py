@@ -114,3 +114,18 @@ def test_legend_runs_from_blue_to_red():
     bar = np.asarray(overlay.legend(100, 5), dtype=np.int32)
     assert bar.shape == (5, 100, 3)
     assert bar[0, 0, 2] > bar[0, 0, 0] and bar[0, -1, 0] > bar[0, -1, 2]
+
+
+def test_whole_image_verdict_is_tagged_as_such():
+    image = Image.new("RGB", (400, 300), (128, 128, 128))
+    verdict = _verdict([_face((50, 0, 300, 300), 0.3, "real")], image.size)
+    verdict.whole_image = True
+    arr = np.asarray(overlay.draw_boxes(image, verdict))
+    # 'whole image real 30%' is a longer tag than '#1 real 30%': green reaches further right.
+    green = np.all(arr == np.array(overlay.LABEL_COLOURS["real"], dtype=np.uint8), axis=-1)
+    tag_columns = green[4:10, :340].any(axis=0).nonzero()[0]     # rows inside the tag, left of the box's right edge
+    assert tag_columns.max() > 160
+    verdict.whole_image = False
+    arr = np.asarray(overlay.draw_boxes(image, verdict))
+    green = np.all(arr == np.array(overlay.LABEL_COLOURS["real"], dtype=np.uint8), axis=-1)
+    assert green[4:10, :340].any(axis=0).nonzero()[0].max() < 160

@@ -1,0 +1,91 @@
+"""deepfake-scan as a user runs it: a subprocess over files and folders, with its output and exit codes."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clients import cli
+from tests.clients.fake_servers import predict_server, scripted
+from tests.clients.images import encode, photo_with_faces, shared_faces
+from tests.helpers import REPO, free_port
+
+UNICODE_NAME = "лицо 顔 😀.jpg"
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python -m clients.cli ARGS` (the same main as the deepfake-scan console script)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_SERVING_TARGET"}
+    env["PYTHONIOENCODING"] = "utf-8"
+    return subprocess.run([sys.executable, "-m", "clients.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, encoding="utf-8", timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """A folder with two face photos (one with a Unicode name) in a sub-folder."""
+    root = tmp_path_factory.mktemp("scan")
+    (root / "sub").mkdir()
+    faces = shared_faces(4, seed=11)
+    (root / UNICODE_NAME).write_bytes(encode(photo_with_faces([(faces[0], (200, 150, 420))], (1024, 768)), "JPEG"))
+    (root / "sub" / "b.png").write_bytes(encode(photo_with_faces([(faces[1], (100, 100, 300))], (800, 600)), "PNG"))
+    (root / "notes.txt").write_text("not scanned: folders are searched for image suffixes only")
+    return root
+
+
+def _json_lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+@pytest.mark.integration
+def test_cli_json_against_the_real_server(model_server, photos, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    r = run_cli(str(photos), str(bad), "--json", "--target", model_server)
+    rows = _json_lines(r.stdout)
+    assert len(rows) == 3, r.stderr
+    by_name = {row["filename"]: row for row in rows}
+    assert set(by_name) == {UNICODE_NAME, "b.png", "broken.jpg"}
+    assert by_name["broken.jpg"]["error"]["kind"] in ("NotAnImage", "CorruptImage")
+    for name in (UNICODE_NAME, "b.png"):
+        v = by_name[name]
+        assert v["label"] in ("fake", "real", "uncertain") and not v["whole_image"] and len(v["faces"]) == 1
+    assert r.returncode == 2  # a bad file: reported, the scan went on, and the exit code says so
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.integration
+def test_cli_exit_code_follows_the_printed_labels(model_server, photos):
+    r = run_cli(str(photos), "--json", "--target", model_server)
+    labels = [row["label"] for row in _json_lines(r.stdout)]
+    assert len(labels) == 2, r.stderr
+    assert r.returncode == (1 if "fake" in labels else 0)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("probability,code,label", [(0.1, 0, "real"), (0.9, 1, "fake"), (0.5, 0, "uncertain")])
+def test_cli_exit_codes_with_a_threshold_we_control(photos, probability, code, label, capsys):
+    """In-process main() (the subprocess path is covered above) against our own server with a known answer."""
+    with predict_server(scripted([probability], threshold=0.5, band=0.05)) as (target, _):
+        returncode = cli.main([str(photos), "--target", target])
+    out = capsys.readouterr().out
+    assert returncode == code, out
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["file", "verdict"]
+    assert sum(f" {label} " in line for line in lines[1:]) == 2
+    assert any(UNICODE_NAME in line for line in lines)
+
+
+def test_cli_with_the_server_down_exits_2_with_a_plain_message(photos):
+    r = run_cli(str(photos / UNICODE_NAME), "--target", f"127.0.0.1:{free_port()}", "--timeout", "2")
+    assert r.returncode == 2
+    assert "not reachable" in r.stdout and "Traceback" not in r.stdout + r.stderr
+
+
+def test_cli_missing_path_is_reported(capsys):
+    assert cli.main(["/nonexistent/file.jpg", "--json", "--target", f"127.0.0.1:{free_port()}"]) == 2
+    assert _json_lines(capsys.readouterr().out)[0]["error"]["kind"] == "NotFound"

@@ -106,6 +106,20 @@ def test_model_reaches_serving_from_the_model_image_through_an_empty_dir(rendere
     assert f'name: "{MODEL_NAME}"' in config_map["data"]["models.config"]
 
 
+def test_bot_reads_the_same_model_versions_metadata(rendered):
+    """The bot's /about reads metadata.json from the same model image, through its own emptyDir."""
+    pods = pod_specs(rendered)
+    bot = pods["deepfake-detector-bot"]
+    (init,) = bot["initContainers"]
+    assert init["image"] == pods["deepfake-detector-serving"]["initContainers"][0]["image"]
+    container = bot["containers"][0]
+    model_dir = {e["name"]: e.get("value") for e in container["env"]}["DEEPFAKE_MODEL_DIR"]
+    mount = next(m for m in container["volumeMounts"] if model_dir.startswith(m["mountPath"].rstrip("/") + "/"))
+    assert mount["readOnly"] is True
+    assert model_dir == f"{mount['mountPath'].rstrip('/')}/{MODEL_NAME}"
+    assert any(m["name"] == mount["name"] and m["mountPath"] == mount["mountPath"] for m in init["volumeMounts"])
+
+
 def test_serving_flags_point_at_files_in_its_config_map(rendered):
     """Every config file named on the command line is really mounted (a typo would crash-loop the pod)."""
     pod = pod_specs(rendered)["deepfake-detector-serving"]

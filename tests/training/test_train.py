@@ -1,0 +1,104 @@
+"""End to end on images the test makes: data -> two-stage training -> export -> from_bytes; plus resume and config."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.train import TrainConfig, train
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+WEIGHTS = SHARED / "weights" / "mobilenet_v2_0.35_224_imagenet_notop.weights.h5"
+
+
+def _tiny_flat_set(root: Path, per_class: int = 6) -> Path:
+    """real/ and fake/ folders of small synthetic faces; fakes carry a pasted patch."""
+    rng = np.random.default_rng(0)
+    for label in ("real", "fake"):
+        for i in range(per_class):
+            img = rng.normal(120, 30, (72, 72, 3))
+            img[18:56, 22:50] = rng.normal([200, 160, 140], 10, (38, 28, 3))
+            if label == "fake":
+                img[28:40, 28:40] = rng.normal([60, 200, 60], 10, (12, 12, 3))
+            path = root / label / f"{i}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path, quality=90)
+    return root
+
+
+def _tiny_config(data: Path, **over) -> TrainConfig:
+    cfg = TrainConfig(data=str(data), val_fraction=0.34, weights=None, cache_views=1, cache_sbi_views=1,
+                      frozen_epochs=1, frozen_batch=4, finetune_epochs=1, finetune_blocks=1,
+                      finetune_steps_per_epoch=1, finetune_batch=4, verbose=0, sbi_fraction=0.25)
+    return replace(cfg, **over)
+
+
+def test_config_round_trips_through_json(tmp_path):
+    cfg = TrainConfig(exclude_fake_sources=["dfdc"], sbi_fraction=0.4, jpeg_quality=(40, 90))
+    path = tmp_path / "c.json"
+    path.write_text(cfg.to_json())
+    assert TrainConfig.from_json(path) == cfg
+    path.write_text(json.dumps({"no_such_key": 1}))
+    with pytest.raises(ValueError):
+        TrainConfig.from_json(path)
+
+
+def test_shipped_config_loads():
+    cfg = TrainConfig.from_json(Path(__file__).resolve().parents[2] / "training" / "configs" / "shipped.json")
+    assert cfg.finetune_blocks > 0 and cfg.sbi_fraction > 0 and cfg.crop_jitter
+
+
+@pytest.mark.timeout(900)
+def test_tiny_end_to_end_train_export_and_serve(tmp_path):
+    import tensorflow as tf
+
+    from serving import contract
+    from training.export import ExportInfo, export
+
+    data = _tiny_flat_set(tmp_path / "data")
+    out = tmp_path / "run"
+    model_path = train(_tiny_config(data), out)
+    assert model_path == out / "model.keras" and model_path.exists()
+    for name in ("config.json", "env.json", "history.json", "stage1.keras", "val_metrics.json"):
+        assert (out / name).exists(), name
+    history = json.loads((out / "history.json").read_text())
+    assert history["stage1"] and history["stage2"]
+    assert TrainConfig.from_json(out / "config.json") == _tiny_config(data)
+
+    import keras
+
+    model = keras.models.load_model(model_path)
+    version = export(model, tmp_path / "export", ExportInfo(threshold=0.5, uncertain_band=(0.4, 0.6)))
+    loaded = tf.saved_model.load(str(version))
+    png = (data / "fake" / "0.jpg").read_bytes()
+    result = loaded.signatures[contract.SIGNATURE_BYTES](image_bytes=tf.constant([png, png]))
+    probs = result[contract.OUTPUT_PROBABILITY].numpy()
+    assert probs.shape == (2,) and np.all((probs >= 0) & (probs <= 1))
+
+    # --resume skips the finished stages and still writes a model
+    again = train(_tiny_config(data), out, resume=True)
+    assert again.exists()
+
+
+def test_leave_one_out_excludes_the_fake_source_from_training(tmp_path):
+    from training.train import prepare_samples
+
+    data = _tiny_flat_set(tmp_path / "data")
+    src = data.name
+    train_s, val_s = prepare_samples(_tiny_config(data, exclude_fake_sources=[src]))
+    assert all(s.label == 0 for s in train_s + val_s)
+
+
+@pytest.mark.timeout(900)
+def test_short_run_on_shared_faces(tmp_path):
+    manifest = SHARED / "data" / "faces" / "manifest.csv"
+    if not manifest.exists() or not WEIGHTS.exists():
+        pytest.skip(f"shared faces or weights not found under {SHARED}")
+    cfg = _tiny_config(manifest, weights=str(WEIGHTS), max_per_source=3, max_val=2, finetune_epochs=0)
+    path = train(cfg, tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "val_metrics.json").read_text())
+    assert path.exists() and set(metrics["stage1"]) >= {"overall", "dfdc", "utkface", "mobilestylegan"}

@@ -87,7 +87,8 @@ class SourceInfo:
     format: str | None = None
     original_size: tuple[int, int] = (0, 0)
     jpeg_quality: int | None = None
-    has_exif: bool = False
+    has_camera_exif: bool = False
+    """EXIF naming a camera (Make or Model): screenshots, even those with EXIF, have none."""
 
     @classmethod
     def from_bytes(cls, data: bytes, fmt: str | None = None) -> "SourceInfo":
@@ -98,13 +99,23 @@ class SourceInfo:
                 tables = getattr(im, "quantization", None)
                 if tables:
                     quality = estimate_jpeg_quality(tables)
-                # PNG may keep EXIF after the pixels, and reading it there decodes the whole image:
-                # the chunks before the pixels (im.info) are enough for a screenshot hint.
-                has_exif = bool(im.info.get("exif")) or (im.format in ("JPEG", "WEBP") and bool(len(im.getexif())))
                 return cls(format=(im.format or fmt), original_size=im.size, jpeg_quality=quality,
-                           has_exif=has_exif)
+                           has_camera_exif=_camera_exif(im))
         except Exception:  # noqa: BLE001 - the intake has already judged the file; here we only look
             return cls(format=fmt)
+
+
+def _camera_exif(im: Image.Image) -> bool:
+    """Whether the file's EXIF names a camera maker or model."""
+    exif = Image.Exif()
+    raw = im.info.get("exif")
+    if raw:
+        exif.load(raw)
+    elif im.format in ("JPEG", "WEBP"):
+        # PNG may keep EXIF after the pixels, and reading it there decodes the whole image: the
+        # chunks before the pixels (im.info) are enough for a screenshot hint.
+        exif = im.getexif()
+    return bool(exif.get(0x010F) or exif.get(0x0110))
 
 
 def estimate_jpeg_quality(tables: dict[int, list[int]] | list) -> int | None:
@@ -214,13 +225,15 @@ def screenshot_reasons(image: Image.Image, faces: list[Box], source: SourceInfo)
     reasons = []
     w, h = source.original_size if source.original_size != (0, 0) else image.size
     lossless = (source.format or "").upper() in _LOSSLESS
-    if lossless and not source.has_exif and ((w, h) in SCREEN_SIZES or (h, w) in SCREEN_SIZES):
+    if lossless and not source.has_camera_exif and ((w, h) in SCREEN_SIZES or (h, w) in SCREEN_SIZES):
         reasons.append(f"a {w}x{h} {source.format} without camera data, the size of a screen")
-    small = _downscale(image, _ANALYSIS_LONG_SIDE)
-    flat = flat_fraction(small)
-    lines = line_score(small)
-    if flat >= SCREEN_FLAT_FRACTION and lines >= SCREEN_LINE_SCORE:
-        reasons.append(f"large flat areas ({flat:.0%}) and straight interface-like edges")
+    if not source.has_camera_exif:
+        # A camera's photo of clipped sky and buildings can look flat and straight too: only
+        # files that name no camera are judged on the interface look.
+        small = _downscale(image, _ANALYSIS_LONG_SIDE)
+        flat = flat_fraction(small)
+        if flat >= SCREEN_FLAT_FRACTION and line_score(small) >= SCREEN_LINE_SCORE:
+            reasons.append(f"large flat areas ({flat:.0%}) and straight interface-like edges")
     peak = max((moire_peak_ratio(image.crop((b.x, b.y, b.x + b.w, b.y + b.h))) for b in faces), default=0.0) \
         if faces else moire_peak_ratio(_centre_square(image))
     if peak >= MOIRE_PEAK_RATIO:

@@ -43,7 +43,7 @@ def test_clean_face_png_of_non_screen_size_is_not_a_screenshot():
 def test_jpeg_quality_estimate_tracks_encoder_quality(quality_in):
     image, _ = clean_face((128, 96))
     info = SourceInfo.from_bytes(jpeg_bytes(image, quality=quality_in))
-    assert info.format == "JPEG" and info.has_exif
+    assert info.format == "JPEG" and info.has_camera_exif
     assert abs(info.jpeg_quality - quality_in) <= 3
 
 
@@ -128,6 +128,20 @@ def test_ui_like_capture_is_a_screenshot_even_as_jpeg():
     warnings = assess(_decoded(data), [box], data)
     assert _codes(warnings) == {quality.SCREENSHOT}
     assert "interface" in warnings[0].message
+    # A camera's photo (its EXIF names a camera) of flat, straight-edged things is not judged on looks.
+    camera = jpeg_bytes(image, quality=90, exif=True)
+    assert assess(_decoded(camera), [box], camera) == []
+
+
+def test_screenshot_exif_without_a_camera_still_counts_as_a_screenshot():
+    image, box = clean_face((1170, 2532))
+    exif = Image.Exif()
+    exif[0x9286] = "Screenshot"                                      # what phones write into screenshots
+    buf = io.BytesIO()
+    image.save(buf, "PNG", exif=exif.tobytes())
+    info = SourceInfo.from_bytes(buf.getvalue())
+    assert info.format == "PNG" and not info.has_camera_exif
+    assert _codes(assess(image, [box], info)) == {quality.SCREENSHOT}
 
 
 def test_moire_on_the_face_is_a_rephotographed_screen(clean):

@@ -20,6 +20,7 @@ from clients.config import ClientConfig
 from clients.errors import DetectorError, FileTooLarge, NotAnImage
 from clients.grpc_client import AsyncDetectorClient
 from clients.ratelimit import PerUserRateLimiter
+from clients.report import render_pdf
 from clients.verdict import Verdict
 from serving import contract
 
@@ -240,8 +241,6 @@ async def download(context: ContextTypes.DEFAULT_TYPE, file_id: str, limit: int)
 
 async def send_report(message: Message, analysis: Analysis) -> None:
     """Render the PDF off the event loop and send it as a document."""
-    from clients.report import render_pdf
-
     try:
         pdf = await asyncio.to_thread(render_pdf, analysis)
     except Exception:

@@ -180,3 +180,17 @@ def free_tcp_port() -> int:
     from tests.helpers import free_port
 
     return free_port()
+
+
+@pytest.fixture
+def silent_server():
+    """A loopback port that accepts TCP connections but never says a word (a hung model server)."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()

@@ -146,15 +146,19 @@ class FakeTelegram:
                    caption: str | None = None) -> dict:
         """A photo as Telegram delivers it: several sizes, the original-size one last."""
         sizes = []
-        img = Image.open(io.BytesIO(jpeg))
-        for side in (90, 320):
-            if side < max(img.size):
-                small = img.copy()
-                small.thumbnail((side, side))
-                buf = io.BytesIO()
-                small.convert("RGB").save(buf, "JPEG", quality=80)
-                sizes.append((small.size, buf.getvalue()))
-        sizes.append((img.size, jpeg))
+        try:
+            img = Image.open(io.BytesIO(jpeg))
+            size = img.size
+            for side in (90, 320):
+                if side < max(img.size):
+                    small = img.copy()
+                    small.thumbnail((side, side))
+                    buf = io.BytesIO()
+                    small.convert("RGB").save(buf, "JPEG", quality=80)
+                    sizes.append((small.size, buf.getvalue()))
+        except OSError:  # a broken upload: Telegram would pass it on as one size
+            sizes, size = [], (320, 320)
+        sizes.append((size, jpeg))
         photo = []
         for (w, h), data in sizes:
             stored = self.add_file(data, f"photos/file_{len(self.files)}.jpg")

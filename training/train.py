@@ -378,15 +378,16 @@ def _write_state(out_dir: Path, state: dict) -> None:
 
 # Stages -------------------------------------------------------------------------------------
 
-def build_cache(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_dir: Path) -> dict:
-    """Compute (or load) pooled features of the augmented training views and clean validation views, float16."""
+def build_cache(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_dir: Path,
+                resume: bool = False) -> dict:
+    """Compute (or, when resuming, load) pooled features of the augmented training views and clean validation views, float16."""
     cache = out_dir / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     pooled = pooled_backbone(model)
     arrays = {}
     for name, plan, is_train in (("val", clean_plan(val), False), ("train", cache_plan(train, cfg), True)):
         fpath, meta = cache / f"{name}_features.npy", cache / f"{name}_meta.npz"
-        if fpath.exists() and meta.exists():
+        if resume and fpath.exists() and meta.exists():
             log(f"cache: reusing {fpath}")
         else:
             n = len(plan["label"])
@@ -525,7 +526,7 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> Path:
         from training.model import set_backbone_trainable
 
         set_backbone_trainable(model, None)
-        arrays = build_cache(model, train_s, val_s, config, out_dir)
+        arrays = build_cache(model, train_s, val_s, config, out_dir, resume)
         log("stage 1: training the head on cached features")
         history["stage1"] = stage1(model, arrays, config, out_dir)
         model.save(stage1_path)

@@ -358,6 +358,9 @@ class StateSaver:
                 state[stage] = {"last_epoch": epoch + 1, "weights": str(ckpt)}
                 hist = state.setdefault(f"{stage}_history", [])
                 hist.append({k: float(v) for k, v in (logs or {}).items()})
+                if logs and "val_auc" in logs:
+                    key = f"{stage}_best_auc"
+                    state[key] = max(float(state.get(key, float("-inf"))), float(logs["val_auc"]))
                 _write_state(out_dir, state)
 
         return _Saver()

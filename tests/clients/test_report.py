@@ -149,6 +149,22 @@ def test_same_input_and_date_give_the_same_bytes(report):
     assert "2026-11-25 04:00:01 UTC" in text
 
 
+def test_same_bytes_in_another_process_with_another_hash_seed(report):
+    """Set and dict order must not leak into the PDF (font subsets, image cache)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, hashlib; from tests.clients.test_report import _analysis, NOW; "
+            "from clients.report import render_pdf; "
+            "sys.stdout.write(hashlib.sha256(render_pdf(_analysis(), now=NOW)).hexdigest())")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.strip() == hashlib.sha256(report).hexdigest()
+
+
 def test_date_is_printed_in_utc():
     cet = timezone(timedelta(hours=1))
     pdf = render_pdf(_analysis(faces=1), now=datetime(2026, 11, 25, 5, 0, 0, tzinfo=cet))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -106,16 +107,19 @@ class SourceInfo:
 
 
 def _camera_exif(im: Image.Image) -> bool:
-    """Whether the file's EXIF names a camera maker or model."""
-    exif = Image.Exif()
-    raw = im.info.get("exif")
-    if raw:
-        exif.load(raw)
-    elif im.format in ("JPEG", "WEBP"):
-        # PNG may keep EXIF after the pixels, and reading it there decodes the whole image: the
-        # chunks before the pixels (im.info) are enough for a screenshot hint.
-        exif = im.getexif()
-    return bool(exif.get(0x010F) or exif.get(0x0110))
+    """Whether the file's EXIF names a camera maker or model (False when it cannot be read)."""
+    try:
+        exif = Image.Exif()
+        raw = im.info.get("exif")
+        if raw:
+            exif.load(raw)
+        elif im.format in ("JPEG", "WEBP"):
+            # PNG may keep EXIF after the pixels, and reading it there decodes the whole image: the
+            # chunks before the pixels (im.info) are enough for a screenshot hint.
+            exif = im.getexif()
+        return bool(exif.get(0x010F) or exif.get(0x0110))
+    except Exception:  # noqa: BLE001 - broken EXIF is simply no camera data
+        return False
 
 
 def estimate_jpeg_quality(tables: dict[int, list[int]] | list) -> int | None:
@@ -124,7 +128,7 @@ def estimate_jpeg_quality(tables: dict[int, list[int]] | list) -> int | None:
     if table is None or len(table) != 64:
         return None
     given = np.sort(np.asarray(table, dtype=np.float64))
-    errors = [float(np.abs(given - _IJG_SORTED[q - 1]).sum()) for q in range(1, 101)]
+    errors = np.abs(_ijg_sorted_tables() - given).sum(axis=1)
     return int(np.argmin(errors)) + 1
 
 
@@ -134,7 +138,10 @@ def _ijg_table(quality: int) -> np.ndarray:
     return np.clip(np.floor((_IJG_LUMA * scale + 50.0) / 100.0), 1, 255)
 
 
-_IJG_SORTED = [np.sort(_ijg_table(q)) for q in range(1, 101)]
+@lru_cache(maxsize=1)
+def _ijg_sorted_tables() -> np.ndarray:
+    """Sorted IJG luminance tables for qualities 1..100, one row each (order-free comparison)."""
+    return np.stack([np.sort(_ijg_table(q)) for q in range(1, 101)])
 
 
 def assess(image: Image.Image, faces: list[Box], data: "bytes | SourceInfo" = b"",

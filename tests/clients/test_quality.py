@@ -171,3 +171,14 @@ def test_every_message_says_how_trust_is_affected(clean):
 def test_assess_never_raises_on_odd_input():
     grey = Image.new("L", (30, 20), 128)
     assert isinstance(assess(grey, [Box(0, 0, 0, 0), Box(25, 15, 50, 50)], b"\x00garbage"), list)
+
+
+def test_broken_exif_keeps_the_jpeg_quality_estimate():
+    image, _ = clean_face((128, 96))
+    data = jpeg_bytes(image, quality=40, exif=False)
+    # Splice an APP1 'Exif' segment with garbage right after SOI.
+    garbage = b"Exif\x00\x00" + b"\xff\x00garbage" * 4
+    broken = data[:2] + b"\xff\xe1" + (len(garbage) + 2).to_bytes(2, "big") + garbage + data[2:]
+    info = SourceInfo.from_bytes(broken)
+    assert info.format == "JPEG" and not info.has_camera_exif
+    assert abs(info.jpeg_quality - 40) <= 3

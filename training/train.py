@@ -507,7 +507,7 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> Path:
 
     from training.model import build_model
 
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     (out_dir / "config.json").write_text(config.to_json())

@@ -81,7 +81,7 @@ class ServerProcess:
         """Everything the server has logged so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def wait_available(self, timeout: float = 90.0, version: int | None = None) -> None:
+    def wait_available(self, timeout: float = 240.0, version: int | None = None) -> None:
         """Block until the model (or the given version) is AVAILABLE; fail with the server's log if not."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -213,7 +213,7 @@ async def check_image(message: Message, context: ContextTypes.DEFAULT_TYPE, file
             data = await download(context, file_id, limit)
             analysis = await analyze_async(data, filename, state.detector, state.client_config)
         except DetectorError as err:
-            log.info("image refused: %s", type(err).__name__)
+            log.info("image refused: %s: %s", type(err).__name__, err)
             await message.reply_text(err.user_message, do_quote=True)
             return
         del data

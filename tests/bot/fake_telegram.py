@@ -24,6 +24,16 @@ from PIL import Image
 
 BOT_ID = 7000001
 BOT_USERNAME = "deepfake_test_bot"
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
+"""The real Bot API refuses getFile for files over 20 MB."""
+
+
+class ApiError(Exception):
+    """A Bot API error answer: {"ok": false, "error_code": ..., "description": ...}."""
+
+    def __init__(self, code: int, description: str) -> None:
+        super().__init__(description)
+        self.code, self.description = code, description
 
 
 @dataclass
@@ -172,11 +182,14 @@ class FakeTelegram:
         return self._push(self._message(user_id, **content))
 
     def send_document(self, user_id: int, data: bytes, file_name: str, mime_type: str,
-                      file_size: int | None = None, media_group_id: str | None = None) -> dict:
-        """A file sent as a document (no recompression); `file_size` may be declared larger."""
+                      file_size: int | None = None, media_group_id: str | None = None,
+                      declare_size: bool = True) -> dict:
+        """A file sent as a document (no recompression); `file_size` may be declared larger, or not at all."""
         stored = self.add_file(data, f"documents/{file_name}", file_size)
         document = {"file_id": stored.file_id, "file_unique_id": "u" + stored.file_id,
-                    "file_name": file_name, "mime_type": mime_type, "file_size": stored.file_size}
+                    "file_name": file_name, "mime_type": mime_type}
+        if declare_size:
+            document["file_size"] = stored.file_size
         content: dict = {"document": document}
         if media_group_id:
             content["media_group_id"] = media_group_id
@@ -255,7 +268,11 @@ class FakeTelegram:
         if method == "getUpdates":
             return self._get_updates(params)
         if method == "getFile":
-            stored = self.files[params["file_id"]]
+            stored = self.files.get(params.get("file_id", ""))
+            if stored is None:
+                raise ApiError(400, "Bad Request: invalid file_id")
+            if stored.file_size > DOWNLOAD_LIMIT:
+                raise ApiError(400, "Bad Request: file is too big")
             return {"file_id": stored.file_id, "file_unique_id": "u" + stored.file_id,
                     "file_size": stored.file_size, "file_path": stored.file_path}
         if method == "sendMessage":
@@ -349,6 +366,8 @@ def _make_handler(fake: FakeTelegram):
                 fake._record(Call(method, params, files))
             try:
                 result = fake.answer(method, params, files)
+            except ApiError as err:
+                return self._json(err.code, {"ok": False, "error_code": err.code, "description": err.description})
             except KeyError:
                 return self._json(404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"})
             self._json(200, {"ok": True, "result": result})

@@ -49,7 +49,7 @@ class WebConfig:
     history_size: int = 50          # env DEEPFAKE_WEB_HISTORY: predictions kept in the session
     display_long_side: int = 1024   # the annotated image is shown at most this large
     thumb_side: int = 72            # history thumbnails
-    status_ttl_s: float = 5.0       # how long the sidebar's server status is reused
+    status_ttl_s: float = 30.0      # how long the sidebar's model name/version is reused
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "WebConfig":
@@ -155,13 +155,6 @@ def _png(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _shrunk(image: Image.Image, long_side: int) -> Image.Image:
-    """A copy no larger than long_side on its longer side (the page never needs full size)."""
-    copy = image.copy()
-    copy.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
-    return copy
-
-
 def check_file(data: bytes, filename: str, client, config: WebConfig, key: str | None = None) -> FileOutcome:
     """Check one upload end to end through the core; every failure becomes a friendly FileOutcome."""
     from clients import overlay, report
@@ -173,15 +166,16 @@ def check_file(data: bytes, filename: str, client, config: WebConfig, key: str |
     try:
         analysis = analyze(data, filename, client, config.client)
         verdict = analysis.verdict
-        annotated = _shrunk(overlay.draw_boxes(analysis.image, verdict), config.display_long_side)
+        annotated = overlay.thumbnail(overlay.draw_boxes(analysis.image, verdict), config.display_long_side)
         faces = []
         for face, crop in zip(verdict.faces, analysis.crops):
             heat = overlay.overlay_heatmap(crop, face.heatmap) if face.heatmap else None
-            faces.append(FaceView(crop=_shrunk(crop, 224), overlay=_shrunk(heat, 224) if heat is not None else None,
+            faces.append(FaceView(crop=overlay.thumbnail(crop, 224),
+                                  overlay=overlay.thumbnail(heat, 224) if heat is not None else None,
                                   label=face.label, fake_probability=face.fake_probability,
                                   confidence=face.confidence, box=tuple(face.box)))
         pdf = report.render_pdf(analysis)
-        thumb = _png(_shrunk(analysis.image, config.thumb_side))
+        thumb = _png(overlay.thumbnail(analysis.image, config.thumb_side))
     except InvalidImage as exc:
         log.info("refused %r: %s", filename, exc)
         return FileOutcome(key, filename, now, time.perf_counter() - started, error=exc.user_message,
@@ -248,29 +242,31 @@ class ServerStatus:
 
 
 def server_status(config: WebConfig) -> ServerStatus:
-    """Health and model info, reused for a few seconds so widget clicks stay fast."""
-    return _server_status(config.client.target, config.client.timeout_s, config.client.retries,
-                          config.client.model_name, _ttl_bucket(config.status_ttl_s))
+    """Health on every run (a cheap status call); the model's name and version reused for a while."""
+    c = config.client
+    client = client_for(config)
+    if not client.health():
+        return ServerStatus(healthy=False)
+    info = _model_info(c.target, c.timeout_s, c.retries, c.model_name, _ttl_bucket(config.status_ttl_s))
+    if info is None:
+        return ServerStatus(healthy=False)
+    return ServerStatus(healthy=True, model_name=info.name, model_version=info.version,
+                        threshold=info.threshold, uncertain_band=tuple(info.uncertain_band))
 
 
 def _ttl_bucket(ttl_s: float) -> int:
-    """A number that changes every ttl_s seconds (the cache key that makes the status expire)."""
+    """A number that changes every ttl_s seconds (the cache key that makes the model info expire)."""
     return int(time.monotonic() // max(ttl_s, 0.001))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _server_status(target: str, timeout_s: float, retries: int, model_name: str, bucket: int) -> ServerStatus:
-    """Ask the server once per target and time bucket."""
-    client = get_client(target, timeout_s, retries, model_name)
+def _model_info(target: str, timeout_s: float, retries: int, model_name: str, bucket: int):
+    """The served model's name, version, threshold and band (one tiny Predict per target and time bucket)."""
     try:
-        if not client.health():
-            return ServerStatus(healthy=False)
-        info = client.model_info()
+        return get_client(target, timeout_s, retries, model_name).model_info()
     except DetectorError as exc:
-        log.warning("server status for %s: %s", target, exc)
-        return ServerStatus(healthy=False)
-    return ServerStatus(healthy=True, model_name=info.name, model_version=info.version,
-                        threshold=info.threshold, uncertain_band=tuple(info.uncertain_band))
+        log.warning("model info from %s: %s", target, exc)
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,12 +278,16 @@ PALETTES = {
         "text": "#1b2030", "muted": "#5b6476", "border": "#d9dee9", "accent": "#3056d3",
         "accent_text": "#ffffff", "fake": "#c62f3b", "real": "#1f8a4c", "uncertain": "#b7791f",
         "fake_bg": "#fdecee", "real_bg": "#e7f6ed", "uncertain_bg": "#fdf5e6", "shadow": "rgba(20,30,60,.06)",
+        "error_bg": "#fdecee", "error_fg": "#7a1c25", "warning_bg": "#fdf3e1", "warning_fg": "#6b4a0e",
+        "info_bg": "#e8eefd", "info_fg": "#1d3b7a", "success_bg": "#e7f6ed", "success_fg": "#14532d",
     },
     "dark": {
         "bg": "#0e1320", "surface": "#161c2c", "surface2": "#1d2538", "sidebar": "#121828",
         "text": "#e7eaf2", "muted": "#9aa3b8", "border": "#2b3550", "accent": "#7d9bff",
         "accent_text": "#0e1320", "fake": "#ff6b76", "real": "#4fd18b", "uncertain": "#f5b94a",
         "fake_bg": "#3a1d24", "real_bg": "#15322a", "uncertain_bg": "#3a3020", "shadow": "rgba(0,0,0,.35)",
+        "error_bg": "#3a1d24", "error_fg": "#ffc9ce", "warning_bg": "#352b1a", "warning_fg": "#ffe2a6",
+        "info_bg": "#1b2a48", "info_fg": "#c8d8ff", "success_bg": "#15322a", "success_fg": "#bff0d4",
     },
 }
 
@@ -295,6 +295,12 @@ PALETTES = {
 def theme_css(theme: str) -> str:
     """CSS that paints the whole page (app, header, sidebar, widgets, tables) in one palette."""
     p = PALETTES[theme]
+    alerts = "\n".join(
+        f'[data-testid="stAlertContainer"]:has([data-testid="stAlertContent{kind.title()}"]) {{ '
+        f'background-color: {p[kind + "_bg"]} !important; }}\n'
+        f'[data-testid="stAlertContent{kind.title()}"], [data-testid="stAlertContent{kind.title()}"] * {{ '
+        f'color: {p[kind + "_fg"]} !important; }}'
+        for kind in ("error", "warning", "info", "success"))
     scheme = "dark" if theme == "dark" else "light"
     return f"""
 <style>
@@ -332,6 +338,8 @@ def theme_css(theme: str) -> str:
 [data-testid="stTable"] th {{ background-color: {p['surface2']} !important; }}
 [data-testid="stProgress"] > div > div {{ background-color: {p['surface2']} !important; }}
 [data-testid="stMetricValue"], [data-testid="stMetricLabel"] * {{ color: {p['text']} !important; }}
+[data-testid="stTooltipIcon"] svg {{ color: {p['muted']} !important; }}
+{alerts}
 code {{ background-color: {p['surface2']} !important; color: {p['text']} !important; }}
 hr {{ border-color: {p['border']} !important; }}
 .df-card {{ background: {p['surface']}; border: 1px solid {p['border']}; border-radius: 14px;

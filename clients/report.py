@@ -359,9 +359,11 @@ def _warnings(pdf: FPDF, v: Verdict) -> None:
         pdf.set_fill_color(*overlay.LABEL_COLOURS["uncertain"])
         pdf.rect(MARGIN, y + 0.8, 1.4, 3.6, style="F")
         pdf.set_xy(MARGIN + 4, y)
-        pdf.set_font(MAIN_FONT, "B", 9)
-        pdf.cell(0, 5, _safe(WARNING_TITLES.get(w.code, w.code.replace("_", " ").capitalize())),
-                 new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        title = _safe(WARNING_TITLES.get(w.code, w.code.replace("_", " ").capitalize()))
+        # The bold face covers Latin, Greek and Cyrillic only: other scripts stay regular.
+        bold = {ord(c) for c in title} <= _cmap(FONTS[1][2])
+        pdf.set_font(MAIN_FONT, "B" if bold else "", 9)
+        _text(pdf, pdf.w - 2 * MARGIN - 4, 5, title, MARGIN)
         pdf.set_font(MAIN_FONT, "", 9)
         pdf.set_x(MARGIN + 4)
         _text(pdf, pdf.w - 2 * MARGIN - 4, 4.6, w.message, MARGIN + 4)

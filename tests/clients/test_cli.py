@@ -42,28 +42,31 @@ def _json_lines(out: str) -> list[dict]:
 
 
 @pytest.mark.integration
-def test_cli_json_against_the_real_server(model_server, photos, tmp_path):
-    bad = tmp_path / "broken.jpg"
-    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
-    r = run_cli(str(photos), str(bad), "--json", "--target", model_server)
+def test_cli_subprocess_against_the_real_server(model_server, photos):
+    """The console entry point end to end: JSON lines, Unicode names, and an exit code that follows the labels."""
+    r = run_cli(str(photos), "--json", "--target", model_server)
     rows = _json_lines(r.stdout)
-    assert len(rows) == 3, r.stderr
-    by_name = {row["filename"]: row for row in rows}
-    assert set(by_name) == {UNICODE_NAME, "b.png", "broken.jpg"}
-    assert by_name["broken.jpg"]["error"]["kind"] in ("NotAnImage", "CorruptImage")
-    for name in (UNICODE_NAME, "b.png"):
-        v = by_name[name]
+    assert {row["filename"] for row in rows} == {UNICODE_NAME, "b.png"}, r.stderr
+    for v in rows:
         assert v["label"] in ("fake", "real", "uncertain") and not v["whole_image"] and len(v["faces"]) == 1
-    assert r.returncode == 2  # a bad file: reported, the scan went on, and the exit code says so
+        assert v["model_version"] >= 1 and len(v["sha256"]) == 64
+    labels = [row["label"] for row in rows]
+    assert r.returncode == (1 if "fake" in labels else 0)
     assert "Traceback" not in r.stderr
 
 
 @pytest.mark.integration
-def test_cli_exit_code_follows_the_printed_labels(model_server, photos):
-    r = run_cli(str(photos), "--json", "--target", model_server)
-    labels = [row["label"] for row in _json_lines(r.stdout)]
-    assert len(labels) == 2, r.stderr
-    assert r.returncode == (1 if "fake" in labels else 0)
+def test_bad_file_is_reported_and_the_scan_goes_on(model_server, photos, tmp_path, capsys):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    code = cli.main([str(bad), str(photos), "--json", "--target", model_server])
+    rows = _json_lines(capsys.readouterr().out)
+    by_name = {row["filename"]: row for row in rows}
+    assert set(by_name) == {UNICODE_NAME, "b.png", "broken.jpg"}
+    assert by_name["broken.jpg"]["error"]["kind"] in ("NotAnImage", "CorruptImage")
+    assert "JPEG, PNG or WebP" in by_name["broken.jpg"]["error"]["message"] or "damaged" in by_name["broken.jpg"]["error"]["message"]
+    assert "label" in by_name["b.png"] and "label" in by_name[UNICODE_NAME]
+    assert code == 2  # a bad file: reported, the scan went on, and the exit code says so
 
 
 @pytest.mark.integration
@@ -89,3 +92,14 @@ def test_cli_with_the_server_down_exits_2_with_a_plain_message(photos):
 def test_cli_missing_path_is_reported(capsys):
     assert cli.main(["/nonexistent/file.jpg", "--json", "--target", f"127.0.0.1:{free_port()}"]) == 2
     assert _json_lines(capsys.readouterr().out)[0]["error"]["kind"] == "NotFound"
+
+
+@pytest.mark.integration
+def test_cli_writes_a_pdf_per_file_under_a_unicode_name(photos, tmp_path, capsys):
+    with predict_server(scripted([0.2])) as (target, _):
+        code = cli.main([str(photos / UNICODE_NAME), "--pdf", str(tmp_path / "reports"), "--json", "--target", target])
+    rows = _json_lines(capsys.readouterr().out)
+    assert code == 0 and len(rows) == 1
+    pdfs = list((tmp_path / "reports").glob("*.pdf"))
+    assert [p.name for p in pdfs] == [Path(UNICODE_NAME).stem + ".pdf"]
+    assert pdfs[0].read_bytes().startswith(b"%PDF") and rows[0]["pdf"] == str(pdfs[0])

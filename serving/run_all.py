@@ -52,7 +52,7 @@ def shipped_versions(base: Path) -> list[int]:
     return [v for v in contract.version_dirs(base) if contract.is_complete_version(base / str(v))]
 
 
-def wait_serving(target: str, proc: subprocess.Popen, timeout: float) -> bool:
+def wait_serving(target: str, proc: subprocess.Popen, timeout: float, cancelled=lambda: False) -> bool:
     """Block until the server's health says SERVING (a version is AVAILABLE), or it dies, or time runs out."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -60,7 +60,7 @@ def wait_serving(target: str, proc: subprocess.Popen, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline and proc.poll() is None:
+        while time.monotonic() < deadline and proc.poll() is None and not cancelled():
             try:
                 resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
                 if resp.status == health_pb2.HealthCheckResponse.SERVING:
@@ -109,7 +109,7 @@ def run(cfg: RunConfig) -> int:
     web = None
     try:
         print(f"Starting the model server on {target} (versions on disk: {versions}) ...", flush=True)
-        if not wait_serving(target, server, cfg.ready_timeout_s):
+        if not wait_serving(target, server, cfg.ready_timeout_s, lambda: stopping):
             if not stopping:
                 print("The model server did not become AVAILABLE; see its log above.", file=sys.stderr)
             return 0 if stopping else 1

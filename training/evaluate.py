@@ -82,11 +82,11 @@ def read_version_metadata(version_dir: Path) -> dict:
 class BytesScorer:
     """The exported SavedModel's `from_bytes` signature, fed batches of encoded images like a client."""
 
-    def __init__(self, version_dir: str | Path, batch_size: int = 32):
+    def __init__(self, version_dir: str | Path | None = None, batch_size: int = 32, loaded=None):
         import tensorflow as tf
 
         self._tf = tf
-        self.loaded = tf.saved_model.load(str(version_dir))
+        self.loaded = loaded if loaded is not None else tf.saved_model.load(str(version_dir))
         self.fn = self.loaded.signatures[contract.SIGNATURE_BYTES]
         self.batch_size = batch_size
 
@@ -266,23 +266,69 @@ def client_crop_bytes(data: bytes, detect) -> tuple[bytes, bool]:
     return buf.getvalue(), True
 
 
-def whole_photo_vs_crop(scorer: BytesScorer, samples, threshold: float, cfg: EvalConfig) -> dict:
-    """Score the same images as-is (whole image through from_bytes) and as the client's face crop."""
+def client_crops():
+    """(name, fn(bytes) -> (crops as encoded bytes, face found)): the client core's own preparation if present."""
+    try:
+        from clients.analyze import prepare
+        from clients.config import ClientConfig
+
+        config = ClientConfig()
+
+        def crops(data: bytes) -> tuple[list[bytes], bool]:
+            prep = prepare(data, config)
+            return list(prep.encoded), bool(prep.boxes)
+        return "clients.analyze.prepare (client face detector, shared crop rule, PNG crops)", crops
+    except ImportError:
+        pass
     name, detect = face_detector()
     if detect is None:
+        return None, None
+
+    def crops(data: bytes) -> tuple[list[bytes], bool]:
+        crop, found = client_crop_bytes(data, detect)
+        return [crop], found
+    return name, crops
+
+
+def whole_photo_vs_crop(scorer: BytesScorer, samples, threshold: float, cfg: EvalConfig) -> dict:
+    """Score the same images as-is (whole image through from_bytes) and as the client's face crops.
+
+    As the clients do, an image with several faces takes its most suspicious face's probability,
+    and an image with none is scored on its centre square.
+    """
+    name, make_crops = client_crops()
+    if make_crops is None:
         return {"skipped": "no face detector: clients.faces is absent and this OpenCV build bundles no Haar cascade"}
     idx = np.arange(len(samples))
     if cfg.whole_photos_max and idx.size > cfg.whole_photos_max:
         idx = np.sort(np.random.default_rng(cfg.seed).choice(idx, cfg.whole_photos_max, replace=False))
-    chosen = [samples[i] for i in idx]
-    labels = np.array([s.label for s in chosen])
-    raw = [Path(s.path).read_bytes() for s in chosen]
-    crops, found = zip(*(client_crop_bytes(b, detect) for b in raw)) if raw else ((), ())
-    as_is, cropped = scorer.score(list(raw)), scorer.score(list(crops))
+    chosen, labels, raw, crop_lists, found, failed = [], [], [], [], [], 0
+    for i in idx:
+        data = Path(samples[i].path).read_bytes()
+        try:
+            crops, has_face = make_crops(data)
+        except Exception:  # noqa: BLE001 - an image the client refuses is counted, not fatal
+            failed += 1
+            continue
+        chosen.append(samples[i])
+        labels.append(samples[i].label)
+        raw.append(data)
+        crop_lists.append(crops)
+        found.append(has_face)
+    labels = np.array(labels, np.int64)
+    as_is = scorer.score(raw)
+    flat = [c for crops in crop_lists for c in crops]
+    flat_scores = scorer.score(flat)
+    cropped, k = [], 0
+    for crops in crop_lists:
+        cropped.append(float(flat_scores[k:k + len(crops)].max()))
+        k += len(crops)
+    cropped = np.array(cropped)
     found = np.array(found, bool)
     return {
         "detector": name,
-        "n": int(idx.size),
+        "n": len(chosen),
+        "refused_by_client": failed,
         "face_found_share": round(float(found.mean()), 6) if found.size else None,
         "as_is": {"overall": metrics.summary(labels, as_is, threshold),
                   "pairings": pairings(chosen, labels, as_is, threshold)},

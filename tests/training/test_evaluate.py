@@ -53,24 +53,40 @@ def test_leave_one_out_run_produces_the_matrix(tiny):
     assert held_cfg["exclude_fake_sources"] == ["swap"]
 
 
-def test_calibrate_export_and_evaluate_end_to_end(tiny, tmp_path):
+@pytest.fixture(scope="module")
+def calibrated(tiny):
+    """The tiny run's all-sources model calibrated by the CLI and exported with that info (once)."""
     import keras
 
-    from training import calibrate, evaluate
+    from training import calibrate
     from training.export import ExportInfo, export
 
+    root = tiny["root"]
     checkpoint = next(tiny["loo"].glob("all-*/model.keras"))
-    info_path = tmp_path / "info.json"
+    info_path = root / "info.json"
     calibrate.main(["--checkpoint", str(checkpoint), "--manifest", str(tiny["manifest"]), "--out", str(info_path),
-                    "--val-fraction", "0.25", "--plot", str(tmp_path / "rel.png")])
+                    "--val-fraction", "0.25", "--plot", str(root / "rel.png")])
     info = json.loads(info_path.read_text())
-    assert (tmp_path / "rel.png").stat().st_size > 1000
-    version = export(keras.models.load_model(checkpoint), tmp_path / contract.MODEL_NAME, ExportInfo(**info))
+    version = export(keras.models.load_model(checkpoint), root / contract.MODEL_NAME, ExportInfo(**info))
+    return {"info": info, "version": version, "base": root / contract.MODEL_NAME, "plot": root / "rel.png"}
 
+
+def test_calibrate_writes_exportinfo_json_and_a_reliability_png(calibrated):
+    info = calibrated["info"]
+    assert calibrated["plot"].stat().st_size > 1000
+    assert info["temperature"] > 0
+    assert info["uncertain_band"][0] <= info["threshold"] <= info["uncertain_band"][1]
+    assert {"ece_before", "ece_after", "validation", "per_source"} <= set(info["metrics"])
+
+
+def test_export_then_evaluate_end_to_end(tiny, calibrated, tmp_path):
+    from training import evaluate
+
+    version, info = calibrated["version"], calibrated["info"]
     report_path = tmp_path / "eval.json"
-    assert evaluate.main(["--model", str(tmp_path / contract.MODEL_NAME), "--manifest", str(tiny["manifest"]),
+    assert evaluate.main(["--model", str(calibrated["base"]), "--manifest", str(tiny["manifest"]),
                           "--json", str(report_path), "--split", "all", "--plots", str(tmp_path / "plots"),
-                          "--shortcut-max", "8"]) == 0
+                          "--shortcut-max", "8", "--whole-photos", "--whole-photos-max", "6"]) == 0
     report = json.loads(report_path.read_text())
     assert report["model"]["path"] == str(version)
     assert report["model"]["threshold"] == pytest.approx(info["threshold"])
@@ -84,20 +100,18 @@ def test_calibrate_export_and_evaluate_end_to_end(tiny, tmp_path):
     assert report["pairings"]["gan_vs_real_photos"]["n"] == 8 + 16  # gan fakes vs every real
     assert set(report["shortcut_check"]["swap"]) >= {"original", "jpeg_q50", "jpeg_q75"}
     assert all(Path(p).stat().st_size > 1000 for p in report["plots"].values())
+    whole = report["whole_photos"]
+    assert whole["n"] + whole["refused_by_client"] == 6
+    assert {"as_is", "client_crop", "face_found_share", "detector"} <= set(whole)
 
 
-def test_short_run_on_shared_faces(tiny, tmp_path):
+def test_short_run_on_shared_faces(calibrated):
     if not SHARED_FACES.is_file():
         print(f"skipping: {SHARED_FACES} is absent (shared data lives beside the repo)")
         pytest.skip(f"shared face data absent: {SHARED_FACES}")
-    import keras
-
     from training import evaluate
-    from training.export import ExportInfo, export
 
-    checkpoint = next(tiny["loo"].glob("all-*/model.keras"))
-    export(keras.models.load_model(checkpoint), tmp_path / contract.MODEL_NAME, ExportInfo())
-    report = evaluate.evaluate(evaluate.EvalConfig(model=str(tmp_path / contract.MODEL_NAME),
+    report = evaluate.evaluate(evaluate.EvalConfig(model=str(calibrated["version"]),
                                                    manifest=str(SHARED_FACES), split="val", max_per_source=3,
                                                    shortcut_max=6))
     assert report["overall"]["n"] == 12

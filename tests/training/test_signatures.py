@@ -13,11 +13,15 @@ from training.export import ExportInfo, export
 
 
 @pytest.fixture(scope="module")
-def lively_version(tmp_path_factory):
-    """An exported UNTRAINED model with varied outputs and a non-trivial temperature (plumbing only)."""
+def exported(tmp_path_factory):
+    """An exported UNTRAINED model with varied outputs and a non-trivial temperature (plumbing only), loaded once."""
+    import tensorflow as tf
+
+    model = lively_model()
     base = tmp_path_factory.mktemp("sig") / contract.MODEL_NAME
-    return export(lively_model(), base, ExportInfo(temperature=1.7, threshold=0.45, uncertain_band=(0.4, 0.5),
-                                                   training_data="none: untrained test model"))
+    version = export(model, base, ExportInfo(temperature=1.7, threshold=0.45, uncertain_band=(0.4, 0.5),
+                                             training_data="none: untrained test model"))
+    return {"model": model, "version": version, "loaded": tf.saved_model.load(str(version))}
 
 
 def _images(n: int) -> list[np.ndarray]:
@@ -38,10 +42,10 @@ def _png(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def test_pixels_and_png_bytes_give_the_same_probability(lively_version):
+def test_pixels_and_png_bytes_give_the_same_probability(exported):
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(str(lively_version))
+    loaded = exported["loaded"]
     images = _images(3)
     by_pixels = loaded.signatures[contract.SIGNATURE_PIXELS](
         **{contract.INPUT_PIXELS: tf.constant(np.stack(images).astype(np.float32))})
@@ -54,24 +58,17 @@ def test_pixels_and_png_bytes_give_the_same_probability(lively_version):
     np.testing.assert_allclose(by_bytes[contract.OUTPUT_HEATMAP].numpy(), by_pixels[contract.OUTPUT_HEATMAP].numpy(), atol=1e-3)
 
 
-def test_evaluate_scorer_matches_the_pixel_signature_and_applies_temperature(lively_version):
-    import tensorflow as tf
-
+def test_evaluate_scorer_batches_like_a_client_and_applies_temperature(exported):
     from training.evaluate import BytesScorer, read_version_metadata
-    from training.export import DetectorModule  # noqa: F401  (the graph under test)
     from training.metrics import sigmoid
-
-    images = _images(2)
-    scorer = BytesScorer(lively_version, batch_size=1)
-    p = scorer.score([_png(im) for im in images])
-    loaded = tf.saved_model.load(str(lively_version))
-    pixels = loaded.signatures[contract.SIGNATURE_PIXELS](
-        **{contract.INPUT_PIXELS: tf.constant(np.stack(images).astype(np.float32))})
-    np.testing.assert_allclose(p, pixels[contract.OUTPUT_PROBABILITY].numpy(), atol=1e-4)
-    # The served probability is sigmoid(logit / T): undo T and compare with the raw Keras logit.
-    model = lively_model()
     from training.model import backbone_of, head_of
 
+    images = _images(3)
+    scorer = BytesScorer(batch_size=2, loaded=exported["loaded"])
+    p = scorer.score([_png(im) for im in images])  # batches of 2 and 1
+    assert p.shape == (3,)
+    # The served probability is sigmoid(logit / T): compare with the Keras model's own logit.
+    model = exported["model"]
     logits = head_of(model)(backbone_of(model)(np.stack(images).astype(np.float32)))[:, 0].numpy()
     np.testing.assert_allclose(p, sigmoid(logits / 1.7), atol=1e-4)
-    assert read_version_metadata(lively_version)["threshold"] == pytest.approx(0.45)
+    assert read_version_metadata(exported["version"])["threshold"] == pytest.approx(0.45)

@@ -17,7 +17,6 @@ from urllib.parse import quote
 from telegram import Update
 from telegram.ext import Application, CommandHandler, MessageHandler, TypeHandler, filters
 
-from clients import bot_handlers as h
 from clients.config import ClientConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -156,6 +155,8 @@ def setup_logging(level: str | int, secrets: list[str], stream=None) -> logging.
 # the application -----------------------------------------------------------------------------
 def build_application(config: BotConfig) -> Application:
     """The bot: a table of what each kind of message gets (main() and the tests both use this)."""
+    from clients import bot_handlers as h  # the client core loads here, after the config is known good
+
     builder = (Application.builder().token(config.token).concurrent_updates(config.concurrency)
                .post_init(h.open_detector).post_shutdown(h.close_detector))
     if config.base_url:

@@ -183,8 +183,9 @@ def test_flood_from_one_user_is_limited_politely_and_others_are_not(telegram, se
     assert len(notices) == 1 and "wait about" in notices[0] and "2 at once" in notices[0]
     assert len(texts) == 3  # two verdicts and one notice; the other three photos are dropped silently
     assert len(telegram.calls_to("sendDocument", 51)) == 2
-    helped, privacy = telegram.texts(52)
-    assert "How to use me" in helped and "What is kept" in privacy
+    answers = telegram.texts(52)  # handled concurrently: either order
+    assert len(answers) == 2
+    assert any("How to use me" in t for t in answers) and any("What is kept" in t for t in answers)
 
 
 def test_concurrent_users_each_get_their_own_answer(telegram, served_config, run_bot):

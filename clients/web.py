@@ -34,6 +34,7 @@ log = logging.getLogger("clients.web")
 ACCEPTED_TYPES = ["jpg", "jpeg", "png", "webp"]
 GENERIC_ERROR = "Something went wrong on this page. Please reload it and try again; if it keeps happening, tell us."
 UNEXPECTED_FILE_ERROR = "Something went wrong while checking this image. The other images are not affected; please try again."
+FACE_COLUMNS = 5  # face pictures per row: small enough to compare, large enough to see the heatmap
 SERVER_DOWN = ("The detector server is not reachable right now, so no image can be checked. "
                "Please try again in a minute.")
 
@@ -321,11 +322,14 @@ def theme_css(theme: str) -> str:
   background-color: {p['surface']} !important; border: 1.5px dashed {p['border']} !important; color: {p['text']} !important; }}
 [data-testid="stFileUploaderDropzone"] * {{ color: {p['text']} !important; }}
 [data-testid="stFileUploaderDropzoneInstructions"] small {{ color: {p['muted']} !important; }}
-[data-testid="stFileUploaderFile"] * {{ color: {p['text']} !important; }}
+[data-testid="stFileChip"] {{ background-color: {p['surface2']} !important; border: 1px solid {p['border']} !important; }}
+[data-testid="stFileChip"] *, [data-testid="stFileUploaderFile"] * {{ color: {p['text']} !important; }}
 [data-testid="stExpander"] details, [data-testid="stExpander"] summary {{
   background-color: {p['surface']} !important; border-color: {p['border']} !important; color: {p['text']} !important; }}
-[data-testid="stVerticalBlockBorderWrapper"], div[data-testid="stVerticalBlock"][class*="border"] {{
+[data-testid="stVerticalBlockBorderWrapper"], div[class*="st-key-card-"] {{
   border-color: {p['border']} !important; }}
+div[class*="st-key-card-"] {{ background-color: {p['surface']} !important; border-radius: 14px !important;
+  box-shadow: 0 2px 12px {p['shadow']}; }}
 .stButton > button, .stDownloadButton > button, [data-testid="stBaseButton-secondary"],
 [data-testid="stFileUploaderDropzone"] button {{
   background-color: {p['surface2']} !important; color: {p['text']} !important; border: 1px solid {p['border']} !important; }}
@@ -338,7 +342,8 @@ def theme_css(theme: str) -> str:
 [data-testid="stTable"] th {{ background-color: {p['surface2']} !important; }}
 [data-testid="stProgress"] > div > div {{ background-color: {p['surface2']} !important; }}
 [data-testid="stMetricValue"], [data-testid="stMetricLabel"] * {{ color: {p['text']} !important; }}
-[data-testid="stTooltipIcon"] svg {{ color: {p['muted']} !important; }}
+[data-testid="stTooltipIcon"] button, [data-testid="stTooltipIcon"] svg {{ color: {p['muted']} !important;
+  stroke: {p['muted']} !important; }}
 {alerts}
 code {{ background-color: {p['surface2']} !important; color: {p['text']} !important; }}
 hr {{ border-color: {p['border']} !important; }}
@@ -489,7 +494,7 @@ def faces_table(outcome: FileOutcome):
 
 def render_outcome(outcome: FileOutcome, show_heatmap: bool) -> None:
     """One file's card: verdict, picture with boxes, faces, heatmaps, warnings, time and PDF."""
-    with st.container(border=True):
+    with st.container(border=True, key=f"card-{outcome.key}"):
         st.markdown(f'<div class="df-file">{html.escape(outcome.filename)}</div>', unsafe_allow_html=True)
         if not outcome.ok:
             if outcome.error_kind == "DetectorUnavailable":
@@ -515,9 +520,9 @@ def render_outcome(outcome: FileOutcome, show_heatmap: bool) -> None:
         if outcome.faces:
             st.markdown("**Faces**" if not v.whole_image else "**Whole image**")
             st.table(faces_table(outcome))
-            cols = st.columns(min(len(outcome.faces), 4) or 1)
+            cols = st.columns(FACE_COLUMNS)
             for i, face in enumerate(outcome.faces):
-                with cols[i % len(cols)]:
+                with cols[i % FACE_COLUMNS]:
                     shown = face.overlay if (show_heatmap and face.overlay is not None) else face.crop
                     what = "heatmap" if shown is face.overlay else "crop"
                     st.image(shown, caption=f"Face {i + 1} ({what}): {LABEL_WORDS.get(face.label, face.label)}, "
@@ -543,7 +548,7 @@ def render_history(config: WebConfig) -> None:
                 "<th>Faces</th><th>Checked</th><th>Took</th></tr></thead><tbody>" + "".join(rows)
                 + "</tbody></table>", unsafe_allow_html=True)
     st.caption(f"Keeps the last {config.history_size} checks of this browser session only.")
-    a, b, _ = st.columns([1, 1, 3])
+    a, b, _ = st.columns([1.4, 1, 2.6])
     with a:
         st.download_button("Download history (CSV)", data=history_csv(entries), file_name="deepfake-checks.csv",
                            mime="text/csv", key="history_csv", on_click="ignore", icon=":material/download:")

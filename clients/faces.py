@@ -11,7 +11,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from clients.config import ClientConfig
 from clients.facecrop import Box
@@ -20,6 +20,9 @@ MIN_CONFIDENCE = 0.9
 """MTCNN's final-stage score below which a detection is dropped (0 false positives on our non-face set)."""
 DETECT_MIN_FACE = 20
 """Smallest face MTCNN looks for, in pixels of the downscaled detection copy."""
+
+PAD_FRACTION = 0.3
+"""Border added (of the long side) for the second pass when the first finds nothing."""
 
 _local = threading.local()
 
@@ -62,9 +65,8 @@ def _clamp_box(x: float, y: float, w: float, h: float, size: tuple[int, int]) ->
     return Box(x0, y0, x1 - x0, y1 - y0)
 
 
-def detect(image: Image.Image, config: ClientConfig | None = None) -> list[Face]:
-    """Every face in the image (largest first, at most config.max_faces), in the image's own pixels."""
-    config = config or ClientConfig()
+def _detect_once(image: Image.Image, config: ClientConfig) -> list[Face]:
+    """One MTCNN pass on a downscaled copy, boxes and landmarks mapped back to the image."""
     arr, scale = _detection_copy(image, config.detect_long_side)
     faces: list[Face] = []
     for d in _detector().detect_faces(arr):
@@ -76,6 +78,28 @@ def detect(image: Image.Image, config: ClientConfig | None = None) -> list[Face]
             continue
         marks = {k: (int(round(px / scale)), int(round(py / scale))) for k, (px, py) in d.get("keypoints", {}).items()}
         faces.append(Face(box, float(d["confidence"]), marks))
+    return faces
+
+
+def _detect_padded(image: Image.Image, config: ClientConfig) -> list[Face]:
+    """Retry on a copy with a plain border: MTCNN misses faces that fill the whole frame (tight crops)."""
+    border = int(max(image.size) * PAD_FRACTION)
+    mean = tuple(int(v) for v in image.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0)))
+    padded = ImageOps.expand(image.convert("RGB"), border=border, fill=mean)
+    out = []
+    for f in _detect_once(padded, config):
+        box = _clamp_box(f.box.x - border, f.box.y - border, f.box.w, f.box.h, image.size)
+        if box is None or max(box.w, box.h) < config.min_face_px:
+            continue
+        marks = {k: (x - border, y - border) for k, (x, y) in f.landmarks.items()}
+        out.append(Face(box, f.score, marks))
+    return out
+
+
+def detect(image: Image.Image, config: ClientConfig | None = None) -> list[Face]:
+    """Every face in the image (largest first, at most config.max_faces), in the image's own pixels."""
+    config = config or ClientConfig()
+    faces = _detect_once(image, config) or _detect_padded(image, config)
     faces.sort(key=lambda f: f.box.w * f.box.h, reverse=True)
     return faces[: config.max_faces]
 

@@ -74,3 +74,18 @@ def test_client_crop_equals_the_training_crop_rule():
     left, top, right, bottom = square_box(box, scene.size)
     assert crop.size == (right - left, bottom - top) and crop.width == crop.height
     assert crop.tobytes() == scene.crop((left, top, right, bottom)).tobytes()
+
+
+def test_faces_that_fill_the_frame_are_found_by_the_padded_retry():
+    """Tight crops (avatars, crops from other tools): MTCNN alone misses many; the padded second pass finds them."""
+    from clients.faces import _detect_once
+
+    config = ClientConfig()
+    tight = []
+    for img in shared_faces(8, seed=4):
+        w, h = img.size
+        tight.append(img.crop((int(w * .15), int(h * .15), int(w * .85), int(h * .85))).resize((224, 224)))
+    first_pass = sum(bool(_detect_once(t, config)) for t in tight)
+    boxes = [detect_faces(t, config) for t in tight]
+    assert sum(bool(b) for b in boxes) >= max(first_pass + 1, 6)
+    assert all(0 <= b.x and 0 <= b.y and b.x + b.w <= 224 and b.y + b.h <= 224 for bs in boxes for b in bs)

@@ -617,10 +617,23 @@ def render_page() -> None:
     render_history(config)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A handler that writes to whatever sys.stderr is at the time of each record."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        """The current sys.stderr."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        """Ignore: the stream is always the current sys.stderr."""
+
+
 def _setup_logging() -> None:
     """Send the page's own log lines (with tracebacks) to stderr, once per process."""
     if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)

@@ -13,7 +13,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from clients import errors
-from clients.web import SERVER_DOWN, HistoryEntry, WebConfig, history_csv, pdf_name
+from clients.verdict import Verdict
+from clients.web import (GENERIC_ERROR, SERVER_DOWN, HistoryEntry, WebConfig, explain_label, history_csv,
+                         pdf_name, verdict_html)
 from serving import contract
 from tests.helpers import free_port
 from tests.web.conftest import PAGE, synthetic_png
@@ -180,3 +182,21 @@ def test_history_csv_has_header_and_rows():
     assert rows == [{"time_utc": "2026-01-02 03:04:05", "file": 'a,"b".png', "verdict": "fake",
                      "confidence": "0.9000", "fake_probability": "0.9000", "faces": "1", "seconds": "0.500",
                      "model": "deepfake_detector v3", "sha256": "ab" * 32}]
+
+
+def test_unexpected_failure_is_a_generic_message_not_a_trace(monkeypatch, capfd):
+    # A broken setting makes the page's own config raise: the guard must catch it and log it.
+    at = page(monkeypatch, f"127.0.0.1:{free_port()}", DEEPFAKE_WEB_HISTORY="many")
+    assert GENERIC_ERROR in [e.value for e in at.error]
+    assert not at.exception
+    assert "DEEPFAKE_WEB_HISTORY" in capfd.readouterr().err, "the detail goes to the log (stderr)"
+
+
+def test_uncertain_verdict_is_shown_as_uncertain_with_its_band():
+    v = Verdict(label="uncertain", fake_probability=0.55, confidence=0.55, threshold=0.5, uncertain_band=(0.4, 0.62),
+                faces=[], whole_image=True, model_name="deepfake_detector", model_version=2)
+    banner = verdict_html(v)
+    assert 'class="df-verdict df-uncertain"' in banner and ">Uncertain<" in banner
+    assert "confidence 55%" in banner
+    text = explain_label(v)
+    assert "0.40" in text and "0.62" in text and "cannot tell" in text

@@ -827,7 +827,10 @@ class ModelServer:
         for alias, proto in request.inputs.items():
             spec = sig.inputs[alias]
             if proto.dtype != spec.dtype.as_datatype_enum:
-                got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "DT_INVALID"
+                try:
+                    got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "DT_INVALID"
+                except TypeError:  # an enum value no dtype has (a hostile or corrupt request)
+                    got = f"unknown dtype enum {proto.dtype}"
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"input {spec.describe()} of signature {sig.name!r} got dtype {got}")
             dims = _dims_of(proto)

@@ -30,9 +30,9 @@ test-fast: $(STAMP)
 test-integration: $(STAMP)
 	$(VPY) -m pytest -m integration
 
-## reliability: the long runs (minutes) of tests/reliability
+## reliability: every test of tests/reliability including the long (slow) runs: ~15 minutes, figures in build/reliability
 reliability: $(STAMP)
-	$(VPY) -m pytest -m slow tests/reliability -p no:cacheprovider
+	$(VPY) -m pytest -m "slow or not slow" tests/reliability -p no:cacheprovider -s
 
 ## bench: the benchmark suite, writes bench/RESULTS.md
 bench: $(STAMP)

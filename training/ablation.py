@@ -99,8 +99,11 @@ def fake_sources(samples) -> list[str]:
     return sorted({s.source for s in samples if s.label == 1})
 
 
-def run_once(name: str, cfg, out_root: Path, samples) -> dict:
-    """Train `cfg` into out_root/name (reused if already there) and score the fixed set per fake source."""
+def run_once(name: str, cfg, out_root: Path, samples, train_missing: bool = True) -> dict | None:
+    """Train `cfg` into out_root/name (reused if already there) and score the fixed set per fake source.
+
+    With train_missing=False a run that has no result yet is not started: None ('not run').
+    """
     import keras
 
     from training.calibrate import keras_logits
@@ -110,6 +113,8 @@ def run_once(name: str, cfg, out_root: Path, samples) -> dict:
     result_path = run_dir / "eval_result.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
+    if not train_missing:
+        return None
     keras.backend.clear_session()
     t0, c0 = time.time(), _cpu_seconds()
     model_path = run_dir / "model.keras"
@@ -136,29 +141,37 @@ def run_once(name: str, cfg, out_root: Path, samples) -> dict:
 
 
 def leave_one_out(config_path: str | Path, out: str | Path, sources: list[str] | None = None,
-                  manifest: str | None = None, overrides: dict | None = None, eval_per_source: int = EVAL_PER_SOURCE) -> dict:
+                  manifest: str | None = None, overrides: dict | None = None, eval_per_source: int = EVAL_PER_SOURCE,
+                  train_missing: bool = True) -> dict:
     """Train once on everything and once without each fake source; return the matrix as a dict."""
     out = Path(out)
     base = load_config(config_path, manifest, **(overrides or {}))
     samples = eval_samples(base, eval_per_source)
     sources = sources or fake_sources(samples)
-    rows = {"none": run_once("all", base, out, samples)}
+    rows = {"none": run_once("all", base, out, samples, train_missing)}
     for src in sources:
         cfg = dataclasses.replace(base, exclude_fake_sources=[src])
-        rows[src] = run_once(f"without-{src}", cfg, out, samples)
+        rows[src] = run_once(f"without-{src}", cfg, out, samples, train_missing)
     columns = fake_sources(samples)
-    matrix = {
+    return {
         "config": str(config_path),
         "columns": columns,
-        "rows": {held: {"held_out": None if held == "none" else rows[held]["per_fake_source"][held]["auc"],
-                        "in_distribution": {c: rows[held]["per_fake_source"][c]["auc"] for c in columns if c != held},
-                        "aucs": {c: rows[held]["per_fake_source"][c]["auc"] for c in columns},
-                        "against": {c: rows[held]["per_fake_source"][c]["against"] for c in columns},
-                        "cpu_s": rows[held]["cpu_s"], "degenerate": rows[held].get("degenerate", False)}
-                 for held in rows},
+        "rows": {held: _loo_row(held, r, columns) for held, r in rows.items()},
         "eval_counts": _counts(samples),
     }
-    return matrix
+
+
+def _loo_row(held: str, run: dict | None, columns: list[str]) -> dict:
+    """One matrix row from a run's result (or a 'not run' row)."""
+    if run is None:
+        return {"not_run": True, "held_out": None, "in_distribution": {}, "aucs": {c: None for c in columns},
+                "against": {}, "cpu_s": None, "degenerate": False}
+    per = run["per_fake_source"]
+    return {"held_out": None if held == "none" else per[held]["auc"],
+            "in_distribution": {c: per[c]["auc"] for c in columns if c != held},
+            "aucs": {c: per[c]["auc"] for c in columns},
+            "against": {c: per[c]["against"] for c in columns},
+            "cpu_s": run["cpu_s"], "degenerate": run.get("degenerate", False)}
 
 
 def _counts(samples) -> dict:
@@ -171,7 +184,7 @@ def _counts(samples) -> dict:
 def loo_markdown(matrix: dict, budget_note: str) -> str:
     """The leave-one-method-out matrix as a Markdown table for the model card."""
     cols = matrix["columns"]
-    against = next(iter(matrix["rows"].values()))["against"]
+    against = next((r["against"] for r in matrix["rows"].values() if r["against"]), {c: "?" for c in cols})
     lines = [
         "# Leave-one-method-out matrix",
         "",
@@ -187,11 +200,14 @@ def loo_markdown(matrix: dict, budget_note: str) -> str:
     for held, row in matrix["rows"].items():
         cells = []
         for c in cols:
-            v = row["aucs"][c]
+            v = row["aucs"].get(c)
             text = "n/a" if v is None else f"{v:.3f}"
             cells.append(f"**{text}**" if c == held else text)
         name = held if held != "none" else "none (reference)"
         name += " (constant output: head did not train)" if row.get("degenerate") else ""
+        if row.get("not_run"):
+            lines.append(f"| {name} | " + " | ".join("not run (time budget)" for _ in cols) + " | - |")
+            continue
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['cpu_s']:.0f} |")
     counts = ", ".join(f"{s}: {c['real']} real / {c['fake']} fake" for s, c in matrix["eval_counts"].items())
     lines += ["", f"Scored on a fixed subset of the group-disjoint validation split ({counts})."]
@@ -200,7 +216,7 @@ def loo_markdown(matrix: dict, budget_note: str) -> str:
 
 def ablation(config_path: str | Path, out: str | Path, manifest: str | None = None,
              rows: list[tuple[str, dict]] | None = None, holdout: str = "dfdc",
-             eval_per_source: int = EVAL_PER_SOURCE) -> dict:
+             eval_per_source: int = EVAL_PER_SOURCE, train_missing: bool = True) -> dict:
     """Each ablation row trained on everything and without `holdout` fakes; returns the table as a dict."""
     out = Path(out)
     rows = rows or ABLATION_ROWS
@@ -209,8 +225,14 @@ def ablation(config_path: str | Path, out: str | Path, manifest: str | None = No
     for label, overrides in rows:
         base = load_config(config_path, manifest, **overrides)
         samples = samples or eval_samples(base, eval_per_source)
-        full = run_once("all", base, out, samples)
-        loo = run_once(f"without-{holdout}", dataclasses.replace(base, exclude_fake_sources=[holdout]), out, samples)
+        full = run_once("all", base, out, samples, train_missing)
+        loo = run_once(f"without-{holdout}", dataclasses.replace(base, exclude_fake_sources=[holdout]), out, samples,
+                       train_missing)
+        if full is None or loo is None:
+            table.append({"row": label, "overrides": overrides, "not_run": True, "in_distribution": {},
+                          f"leave_{holdout}_out": None, "cpu_s": None, "degenerate": False,
+                          "partial": {"all": full, f"without_{holdout}": loo}})
+            continue
         table.append({
             "row": label, "overrides": overrides,
             "in_distribution": {"overall_auc": full["overall_auc"],
@@ -227,7 +249,8 @@ def ablation(config_path: str | Path, out: str | Path, manifest: str | None = No
 def ablation_markdown(result: dict, budget_note: str) -> str:
     """The ablation table as Markdown for the model card."""
     h = result["holdout"]
-    srcs = sorted({k for r in result["rows"] for k in r["in_distribution"] if k != "overall_auc"})
+    srcs = sorted({k for r in result["rows"] for k in r["in_distribution"] if k != "overall_auc"}
+                  | {k for r in result["rows"] for k in (((r.get("partial") or {}).get("all") or {}).get("per_fake_source") or {})})
     lines = [
         "# Ablation",
         "",
@@ -241,6 +264,15 @@ def ablation_markdown(result: dict, budget_note: str) -> str:
     ]
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     for r in result["rows"]:
+        if r.get("not_run"):
+            full = (r.get("partial") or {}).get("all")
+            if full:  # in-distribution run done, leave-out run not
+                lines.append(f"| {r['row']} | {fmt(full['overall_auc'])} | "
+                             + " | ".join(fmt(full["per_fake_source"].get(s, {}).get("auc")) for s in srcs)
+                             + f" | not run (time budget) | {full['cpu_s']:.0f} |")
+            else:
+                lines.append(f"| {r['row']} | not run (time budget) |" + " |" * len(srcs) + " | |")
+            continue
         flag = " (constant output: head did not train)" if r.get("degenerate") else ""
         lines.append(f"| {r['row']}{flag} | {fmt(r['in_distribution']['overall_auc'])} | "
                      + " | ".join(fmt(r["in_distribution"].get(s)) for s in srcs)
@@ -257,9 +289,10 @@ def budget_note(config_path: str | Path) -> str:
             + "), not the shipped model: compare rows with each other, not with the shipped figures.")
 
 
-def leave_one_out_main(config_path: str, out: str, sources: list[str] | None = None, manifest: str | None = None) -> dict:
+def leave_one_out_main(config_path: str, out: str, sources: list[str] | None = None, manifest: str | None = None,
+                       train_missing: bool = True) -> dict:
     """Run the matrix and write loo.json and loo.md in `out`."""
-    matrix = leave_one_out(config_path, out, sources, manifest)
+    matrix = leave_one_out(config_path, out, sources, manifest, train_missing=train_missing)
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "loo.json").write_text(json.dumps(matrix, indent=2) + "\n")
     md = loo_markdown(matrix, budget_note(config_path))
@@ -268,9 +301,9 @@ def leave_one_out_main(config_path: str, out: str, sources: list[str] | None = N
     return matrix
 
 
-def ablation_main(config_path: str, out: str, manifest: str | None = None) -> dict:
+def ablation_main(config_path: str, out: str, manifest: str | None = None, train_missing: bool = True) -> dict:
     """Run the ablation and write ablation.json and ablation.md in `out`."""
-    result = ablation(config_path, out, manifest)
+    result = ablation(config_path, out, manifest, train_missing=train_missing)
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
     md = ablation_markdown(result, budget_note(config_path))

@@ -426,6 +426,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, argparse.Namespace]:
     p.add_argument("--ablation", action="store_true", help="the ablation table (quick-budget trainings)")
     p.add_argument("--config", help="TrainConfig JSON for --leave-one-out / --ablation")
     p.add_argument("--out", help="output folder for --leave-one-out / --ablation")
+    p.add_argument("--no-train", action="store_true",
+                   help="with --leave-one-out/--ablation: only tabulate runs already in --out, mark the rest 'not run'")
     p.add_argument("--sources", help="fake sources to hold out, comma-separated (default: every fake source)")
     args = p.parse_args(argv)
     mode = "leave-one-out" if args.leave_one_out else "ablation" if args.ablation else "score"
@@ -467,9 +469,10 @@ def main(argv: list[str] | None = None) -> int:
 
         sources = [s for s in (args.sources or "").split(",") if s] or None
         if mode == "leave-one-out":
-            ablation.leave_one_out_main(args.config, args.out, sources=sources, manifest=args.manifest)
+            ablation.leave_one_out_main(args.config, args.out, sources=sources, manifest=args.manifest,
+                                        train_missing=not args.no_train)
         else:
-            ablation.ablation_main(args.config, args.out, manifest=args.manifest)
+            ablation.ablation_main(args.config, args.out, manifest=args.manifest, train_missing=not args.no_train)
         return 0
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -142,13 +142,13 @@ def run_once(name: str, cfg, out_root: Path, samples, train_missing: bool = True
 
 def leave_one_out(config_path: str | Path, out: str | Path, sources: list[str] | None = None,
                   manifest: str | None = None, overrides: dict | None = None, eval_per_source: int = EVAL_PER_SOURCE,
-                  train_missing: bool = True) -> dict:
-    """Train once on everything and once without each fake source; return the matrix as a dict."""
+                  train_missing: bool = True, reference: bool = True) -> dict:
+    """Train once on everything (the reference row) and once without each fake source; return the matrix."""
     out = Path(out)
     base = load_config(config_path, manifest, **(overrides or {}))
     samples = eval_samples(base, eval_per_source)
     sources = sources or fake_sources(samples)
-    rows = {"none": run_once("all", base, out, samples, train_missing)}
+    rows = {"none": run_once("all", base, out, samples, train_missing)} if reference else {}
     for src in sources:
         cfg = dataclasses.replace(base, exclude_fake_sources=[src])
         rows[src] = run_once(f"without-{src}", cfg, out, samples, train_missing)
@@ -290,9 +290,9 @@ def budget_note(config_path: str | Path) -> str:
 
 
 def leave_one_out_main(config_path: str, out: str, sources: list[str] | None = None, manifest: str | None = None,
-                       train_missing: bool = True) -> dict:
+                       train_missing: bool = True, reference: bool = True) -> dict:
     """Run the matrix and write loo.json and loo.md in `out`."""
-    matrix = leave_one_out(config_path, out, sources, manifest, train_missing=train_missing)
+    matrix = leave_one_out(config_path, out, sources, manifest, train_missing=train_missing, reference=reference)
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "loo.json").write_text(json.dumps(matrix, indent=2) + "\n")
     md = loo_markdown(matrix, budget_note(config_path))

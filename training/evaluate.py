@@ -381,7 +381,7 @@ def evaluate(cfg: EvalConfig) -> dict:
 
 
 def write_plots(folder: str | Path, samples, labels: np.ndarray, probs: np.ndarray) -> dict:
-    """roc.png (overall and each pairing) and reliability.png (the served probability) in `folder`."""
+    """roc.png (overall and each pairing) and reliability_served.png (the served probability) in `folder`."""
     from training.plots import reliability_plot, roc_plot
 
     folder = Path(folder)
@@ -396,7 +396,7 @@ def write_plots(folder: str | Path, samples, labels: np.ndarray, probs: np.ndarr
             idx = np.r_[fake, all_real]
             curves[f"{src} vs real photos"] = (labels[idx], probs[idx])
     roc = roc_plot(folder / "roc.png", curves, title="ROC through from_bytes (validation split)")
-    rel = reliability_plot(folder / "reliability.png", labels, {"served fake_probability": probs},
+    rel = reliability_plot(folder / "reliability_served.png", labels, {"served fake_probability": probs},
                            title="Reliability through from_bytes (validation split)")
     return {"roc": str(roc), "reliability": str(rel)}
 
@@ -410,7 +410,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, argparse.Namespace]:
                    "with --leave-one-out/--ablation: the config's data)")
     p.add_argument("--json", dest="json_out", help="write the report JSON here")
     p.add_argument("--split", choices=("val", "all"), default="val")
-    p.add_argument("--plots", help="folder for roc.png and reliability.png")
+    p.add_argument("--plots", help="folder for roc.png and reliability_served.png")
     p.add_argument("--threshold", type=float, help="override the version's threshold")
     p.add_argument("--val-fraction", type=float, default=EvalConfig.val_fraction)
     p.add_argument("--seed", type=int, default=EvalConfig.seed, help="the training seed (same split)")
@@ -428,6 +428,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, argparse.Namespace]:
     p.add_argument("--out", help="output folder for --leave-one-out / --ablation")
     p.add_argument("--no-train", action="store_true",
                    help="with --leave-one-out/--ablation: only tabulate runs already in --out, mark the rest 'not run'")
+    p.add_argument("--no-reference", action="store_true",
+                   help="with --leave-one-out: skip the reference run trained on every source")
     p.add_argument("--sources", help="fake sources to hold out, comma-separated (default: every fake source)")
     args = p.parse_args(argv)
     mode = "leave-one-out" if args.leave_one_out else "ablation" if args.ablation else "score"
@@ -470,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = [s for s in (args.sources or "").split(",") if s] or None
         if mode == "leave-one-out":
             ablation.leave_one_out_main(args.config, args.out, sources=sources, manifest=args.manifest,
-                                        train_missing=not args.no_train)
+                                        train_missing=not args.no_train, reference=not args.no_reference)
         else:
             ablation.ablation_main(args.config, args.out, manifest=args.manifest, train_missing=not args.no_train)
         return 0

@@ -281,6 +281,7 @@ PALETTES = {
         "fake_bg": "#fdecee", "real_bg": "#e7f6ed", "uncertain_bg": "#fdf5e6", "shadow": "rgba(20,30,60,.06)",
         "error_bg": "#fdecee", "error_fg": "#7a1c25", "warning_bg": "#fdf3e1", "warning_fg": "#6b4a0e",
         "info_bg": "#e8eefd", "info_fg": "#1d3b7a", "success_bg": "#e7f6ed", "success_fg": "#14532d",
+        "toggle_off": "#c3c9d6",
     },
     "dark": {
         "bg": "#0e1320", "surface": "#161c2c", "surface2": "#1d2538", "sidebar": "#121828",
@@ -289,6 +290,7 @@ PALETTES = {
         "fake_bg": "#3a1d24", "real_bg": "#15322a", "uncertain_bg": "#3a3020", "shadow": "rgba(0,0,0,.35)",
         "error_bg": "#3a1d24", "error_fg": "#ffc9ce", "warning_bg": "#352b1a", "warning_fg": "#ffe2a6",
         "info_bg": "#1b2a48", "info_fg": "#c8d8ff", "success_bg": "#15322a", "success_fg": "#bff0d4",
+        "toggle_off": "#46506a",
     },
 }
 
@@ -342,6 +344,8 @@ div[class*="st-key-card-"] {{ background-color: {p['surface']} !important; borde
 [data-testid="stTable"] th {{ background-color: {p['surface2']} !important; }}
 [data-testid="stProgress"] > div > div {{ background-color: {p['surface2']} !important; }}
 [data-testid="stMetricValue"], [data-testid="stMetricLabel"] * {{ color: {p['text']} !important; }}
+[data-testid="stCheckbox"] label:has(input[role="switch"]:not(:checked)) > span + div {{
+  background-color: {p['toggle_off']} !important; }}
 [data-testid="stTooltipIcon"] button, [data-testid="stTooltipIcon"] svg {{ color: {p['muted']} !important;
   stroke: {p['muted']} !important; }}
 {alerts}

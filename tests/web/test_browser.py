@@ -153,7 +153,7 @@ def wait_idle(driver, timeout: float = 120.0) -> None:
              timeout, "the script run to finish")
 
 
-def test_page_in_a_real_browser(browser, page_url, tmp_path, face_jpeg, corrupt_jpeg):
+def test_page_in_a_real_browser(browser, page_url, tmp_path, face_jpeg, plain_png, corrupt_jpeg):
     from selenium.webdriver.common.by import By
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -161,22 +161,25 @@ def test_page_in_a_real_browser(browser, page_url, tmp_path, face_jpeg, corrupt_
     wait_for(lambda: "Is this face real?" in body_text(browser), 60, "the page title")
     wait_for(lambda: "Online" in body_text(browser), 60, "the server status in the sidebar")
 
-    # A face photo: a verdict appears, with a PDF report to download.
-    face = tmp_path / "face.jpg"
+    # A face photo and a faceless picture at once: a verdict for each, with a PDF report to download.
+    face, plain = tmp_path / "face.jpg", tmp_path / "plain.png"
     face.write_bytes(face_jpeg)
-    upload_files(browser, face)
-    text = wait_for(text_when(browser, lambda t: "Download PDF report" in t and "Took" in t), 180, "the verdict")
+    plain.write_bytes(plain_png)
+    upload_files(browser, face, plain)
+    text = wait_for(text_when(browser, lambda t: t.count("Download PDF report") == 2 and "Took" in t), 180,
+                    "two verdicts")
     wait_idle(browser)
     text = body_text(browser)
-    assert any(w in text for w in VERDICT_WORDS), text
-    assert "confidence" in text and "Checked in" in text and "face.jpg" in text
+    assert sum(text.count(w) for w in VERDICT_WORDS) >= 2, text
+    assert text.count("Checked in") == 2 and "face.jpg" in text and "plain.png" in text
+    assert "No face was found" in text, "the no-face warning of the plain picture"
     light = app_background(browser)
     browser.save_screenshot(str(ARTIFACTS / "web-light.png"))
 
     browser.find_element(By.XPATH, "//button[.//*[contains(text(), 'Download PDF report')]]").click()
     pdf = wait_for(lambda: [p for p in browser.downloads.glob("*.pdf")], 60, "the PDF download")[0]
     wait_for(lambda: pdf.stat().st_size > 0 and not list(browser.downloads.glob("*.crdownload")), 60, "the download")
-    assert pdf.name == "face-report.pdf"
+    assert pdf.name in ("face-report.pdf", "plain-report.pdf")
     assert pdf.read_bytes()[:5] == b"%PDF-"
 
     # The theme toggle repaints the page, and stays after another interaction.

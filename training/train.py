@@ -77,6 +77,12 @@ class TrainConfig:
     finetune_steps_per_epoch: int = 100
     finetune_patience: int = 4
     finetune_max_minutes: float | None = None
+    finetune_overrides: dict = field(default_factory=dict)
+    """Config fields that differ in stage 2 (e.g. milder augmentation or another sbi_fraction)."""
+    select_metric: str = "val_auc"
+    """What EarlyStopping, ModelCheckpoint and the stage-1-vs-stage-2 choice maximise: 'val_auc' (pooled over
+    sources) or 'val_source_auc' (mean over fake sources of AUC against the reals of the same source where there
+    are any, else against all reals: not rewarded for telling sources apart)."""
     """Stop stage 2 before an epoch that would end after this wall time (the best checkpoint is kept)."""
     workers: int = 2
     verbose: int = 1
@@ -243,6 +249,42 @@ def per_source_metrics(samples: list[Sample], probs: np.ndarray, threshold: floa
     return out
 
 
+def source_auc(metrics: dict) -> float:
+    """Mean over fake sources of the same-source AUC (or vs all reals for fake-only sources)."""
+    vals = []
+    for src, entry in metrics.items():
+        if not isinstance(entry, dict) or "auc_vs_all_reals" not in entry:
+            continue
+        vals.append(entry.get("auc_same_source", entry["auc_vs_all_reals"]))
+    vals = [v for v in vals if v == v]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def selection_score(metrics: dict, metric: str) -> float:
+    """The number a run maximises, from per_source_metrics output."""
+    return source_auc(metrics) if metric == "val_source_auc" else metrics["overall"]["auc"]
+
+
+class SourceAUC:
+    """A callback factory: after each epoch, score the clean validation set and log val_source_auc."""
+
+    @staticmethod
+    def make(val: list[Sample], cfg: "TrainConfig"):
+        import keras
+
+        class _SourceAUC(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                probs = predict_val(self.model, val, cfg)
+                m = per_source_metrics(val, probs)
+                if logs is not None:
+                    logs["val_source_auc"] = source_auc(m)
+                log(f"epoch {epoch + 1}: val_source_auc {source_auc(m):.4f} "
+                    + " ".join(f"{k}={v.get('auc_same_source', v.get('auc_vs_all_reals', float('nan'))):.4f}"
+                               for k, v in m.items() if isinstance(v, dict) and "auc_vs_all_reals" in v))
+
+        return _SourceAUC()
+
+
 # Model pieces -------------------------------------------------------------------------------
 
 def model_config(cfg: TrainConfig):
@@ -347,7 +389,7 @@ class StateSaver:
     """A callback factory that records the last finished epoch (and its weights) for --resume."""
 
     @staticmethod
-    def make(out_dir: Path, stage: str):
+    def make(out_dir: Path, stage: str, cfg_metric: str = "val_auc"):
         import keras
 
         class _Saver(keras.callbacks.Callback):
@@ -358,9 +400,10 @@ class StateSaver:
                 state[stage] = {"last_epoch": epoch + 1, "weights": str(ckpt)}
                 hist = state.setdefault(f"{stage}_history", [])
                 hist.append({k: float(v) for k, v in (logs or {}).items()})
-                if logs and "val_auc" in logs:
+                metric = cfg_metric
+                if logs and metric in logs:
                     key = f"{stage}_best_auc"
-                    state[key] = max(float(state.get(key, float("-inf"))), float(logs["val_auc"]))
+                    state[key] = max(float(state.get(key, float("-inf"))), float(logs[metric]))
                 _write_state(out_dir, state)
 
         return _Saver()
@@ -467,6 +510,8 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
 
     from training.model import set_backbone_trainable
 
+    base_cfg = cfg
+    cfg = dataclasses.replace(cfg, **cfg.finetune_overrides) if cfg.finetune_overrides else cfg
     set_backbone_trainable(model, trainable_from_blocks(model, cfg.finetune_blocks))
     compile_model(model, cfg.finetune_lr)
     state = _read_state(out_dir)
@@ -481,22 +526,24 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
     plan = stream_plan(train, cfg, per_epoch * cfg.finetune_epochs)
     plan = {k: v[initial_epoch * per_epoch:] for k, v in plan.items()}
     ds = make_dataset(plan, cfg, train=True, batch=cfg.finetune_batch)
-    val_ds = make_dataset(clean_plan(val), cfg, train=False, batch=64)
+    metric = base_cfg.select_metric
+    val_ds = make_dataset(clean_plan(val), cfg, train=False, batch=64) if metric == "val_auc" else None
     best = out_dir / "checkpoints" / "stage2_best.keras"
-    monitor = keras.callbacks.ModelCheckpoint(best, monitor="val_auc", mode="max", save_best_only=True)
+    monitor = keras.callbacks.ModelCheckpoint(best, monitor=metric, mode="max", save_best_only=True)
     if "stage2_best_auc" in state:
         monitor.best = float(state["stage2_best_auc"])
     callbacks = [
+        *([SourceAUC.make(val, cfg)] if metric != "val_auc" else []),
         monitor,
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.finetune_patience),
-        StateSaver.make(out_dir, "stage2"),
+        keras.callbacks.EarlyStopping(monitor=metric, mode="max", patience=cfg.finetune_patience),
+        StateSaver.make(out_dir, "stage2", metric),
         TimeBudget.make(cfg.finetune_max_minutes, started),
     ]
     hist = model.fit(ds, steps_per_epoch=cfg.finetune_steps_per_epoch, epochs=cfg.finetune_epochs,
                      initial_epoch=initial_epoch, validation_data=val_ds, callbacks=callbacks, verbose=cfg.verbose)
     state = _read_state(out_dir)
-    if hist.history.get("val_auc"):
-        state["stage2_best_auc"] = max(float(monitor.best), max(hist.history["val_auc"]))
+    if hist.history.get(metric):
+        state["stage2_best_auc"] = max(float(monitor.best), max(hist.history[metric]))
         _write_state(out_dir, state)
     return state.get("stage2_history", [])
 
@@ -551,7 +598,10 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> Path:
             probs2 = predict_val(model, val_s, config)
             metrics["stage2"] = per_source_metrics(val_s, probs2)
             log(f"stage 2 validation: {json.dumps(metrics['stage2'])}")
-            if metrics["stage2"]["overall"]["auc"] >= metrics["stage1"]["overall"]["auc"]:
+            metrics["selection"] = {name: selection_score(metrics[name], config.select_metric)
+                                    for name in ("stage1", "stage2")}
+            log(f"selection by {config.select_metric}: {metrics['selection']}")
+            if metrics["selection"]["stage2"] >= metrics["selection"]["stage1"]:
                 final_src = best
     model = build_model(model_config(config))
     model.load_weights(final_src)

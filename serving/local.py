@@ -307,12 +307,24 @@ class Metrics:
         self.batched_requests = 0
         self.batch_sizes: dict[int, int] = {}
         self.max_requests_per_batch = 0
+        self.inflight = 0
 
     def count_request(self, model: str, code: grpc.StatusCode) -> None:
         """One finished Predict call, by status code."""
         with self._lock:
             key = (model, code.name)
             self.requests[key] = self.requests.get(key, 0) + 1
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Count a Predict call while the server works on it."""
+        with self._lock:
+            self.inflight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.inflight -= 1
 
     def count_batch(self, requests: int, rows: int) -> None:
         """One model call made by the batcher for `requests` merged requests."""
@@ -329,6 +341,8 @@ class Metrics:
             for (model, code), n in sorted(self.requests.items()):
                 lines.append(f':tensorflow:serving:request_count{{model_name="{model}",status="{code}"}} {n}')
             lines += [
+                "# TYPE :tensorflow:serving:inflight_requests gauge",
+                f":tensorflow:serving:inflight_requests {self.inflight}",
                 "# TYPE :tensorflow:serving:batching:batches counter",
                 f":tensorflow:serving:batching:batches {self.batches}",
                 "# TYPE :tensorflow:serving:batching:batched_requests counter",
@@ -563,17 +577,30 @@ class Servable:
         self._session.close()
 
     def warm_up(self, handle: Callable[[predict_pb2.PredictRequest, "Servable"], Any]) -> int:
-        """Replay assets.extra/tf_serving_warmup_requests (PredictionLog TFRecords); returns the count."""
+        """Replay assets.extra/tf_serving_warmup_requests (PredictionLog TFRecords); returns the count.
+
+        Records run in file order within a signature; the signatures warm up side by side, since
+        each one's first call is mostly single-threaded graph optimisation."""
         path = self.path / contract.WARMUP_FILE
         if not path.is_file():
             return 0
+        by_signature: dict[str, list[predict_pb2.PredictRequest]] = {}
         n = 0
         for record in tf.data.TFRecordDataset(str(path)).take(MAX_WARMUP_RECORDS):
             entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
             if entry.WhichOneof("log_type") != "predict_log":
                 raise ValueError(f"warm-up record {n}: only predict_log records are supported")
-            handle(entry.predict_log.request, self)
+            req = entry.predict_log.request
+            by_signature.setdefault(req.model_spec.signature_name or "serving_default", []).append(req)
             n += 1
+
+        def replay(requests: list[predict_pb2.PredictRequest]) -> None:
+            for req in requests:
+                handle(req, self)
+
+        with futures.ThreadPoolExecutor(max(1, len(by_signature)), thread_name_prefix="warmup") as pool:
+            for f in [pool.submit(replay, reqs) for reqs in by_signature.values()]:
+                f.result()
         return n
 
 
@@ -911,6 +938,9 @@ def _check_encoded_images(alias: str, arr: np.ndarray) -> None:
         try:
             with Image.open(io.BytesIO(blob)) as im:
                 w, h = im.size
+        except Image.DecompressionBombError:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"input `{alias}`[{i}] is over the {MAX_IMAGE_PIXELS} pixel limit") from None
         except Exception:  # noqa: BLE001 - not for Pillow to judge; TensorFlow's decoder decides
             continue
         if w * h > MAX_IMAGE_PIXELS:
@@ -924,7 +954,8 @@ def _grpc_call(server: ModelServer, what: str, fn: Callable[[Any], Any], count: 
     def handler(request, context):
         model = getattr(getattr(request, "model_spec", None), "name", "")
         try:
-            resp = fn(request)
+            with server.metrics.in_flight() if count else contextlib.nullcontext():
+                resp = fn(request)
         except ServingError as e:
             log.info("%s model=%s -> %s: %s", what, model, e.code.name, e.message)
             if count:

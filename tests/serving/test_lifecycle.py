@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -11,19 +12,30 @@ import numpy as np
 import pytest
 
 from serving import contract
-from tests.helpers import ServerProcess, export_untrained
+from tests.helpers import ServerProcess, export_untrained, free_port
 from tests.serving.grpc_util import Stubs, health_status, outputs, pixels, request, states
 
 pytestmark = pytest.mark.integration
 POLL = 0.3
+MONITORING = Path(__file__).resolve().parents[2] / "serving" / "monitoring.config"
+
+
+def _inflight(proc) -> int:
+    """Predict calls the server is working on now (its Prometheus gauge)."""
+    text = urllib.request.urlopen(proc.metrics_url, timeout=10).read().decode()
+    line = next(ln for ln in text.splitlines() if ln.startswith(":tensorflow:serving:inflight_requests "))
+    return int(float(line.split()[1]))
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A local server on a base path that holds no version yet."""
     root = tmp_path_factory.mktemp("lifecycle")
+    rest = free_port()
     proc = ServerProcess(base_path=root / "deepfake_detector", log_path=root / "server.log",
-                         extra_args=(f"--file_system_poll_wait_seconds={POLL}",)).start()
+                         extra_args=(f"--file_system_poll_wait_seconds={POLL}", f"--rest_api_port={rest}",
+                                     f"--monitoring_config_file={MONITORING}", "--drain_seconds=120")).start()
+    proc.metrics_url = f"http://127.0.0.1:{rest}/monitoring/prometheus/metrics"
     stubs = Stubs(proc.target)
     deadline = time.monotonic() + 90
     while True:  # wait until it listens (it answers NOT_FOUND for status while nothing is on disk)
@@ -57,13 +69,14 @@ def test_half_written_version_is_never_loaded(server, exported_model):
     for rel in ("saved_model.pb", "variables/variables.index"):
         shutil.copy(src / rel, dst / rel)
     blob = data.read_bytes()
-    chunks = 6
+    chunks = 15  # one chunk every POLL/3: the folder changes between any two polls for ~1.5 s
     with open(dst / "variables" / data.name, "wb") as f:
         for i in range(chunks):
             f.write(blob[i * len(blob) // chunks:(i + 1) * len(blob) // chunks])
             f.flush()
-            time.sleep(POLL)
-            assert states(stubs) == {}, "a half-written version was picked up"
+            if i < chunks - 1:
+                time.sleep(POLL / 3)
+                assert states(stubs) == {}, "a half-written version was picked up"
     shutil.copytree(src / "assets.extra", dst / "assets.extra")
     proc.wait_available(timeout=60, version=1)
     assert health_status(stubs) == "SERVING"
@@ -84,6 +97,7 @@ def test_new_version_taken_up_under_load_without_a_failed_request(server):
                 results.append((resp.model_spec.version.value, float(outputs(resp)[contract.OUTPUT_THRESHOLD][0])))
             except grpc.RpcError as e:
                 errors.append(f"{e.code()}: {e.details()}")
+            time.sleep(0.05)  # steady traffic, but leave the CPU to the export and the load
 
     threads = [threading.Thread(target=hammer, args=(i,)) for i in range(3)]
     for t in threads:
@@ -91,7 +105,7 @@ def test_new_version_taken_up_under_load_without_a_failed_request(server):
     try:
         # A real export into the live base path, with a different threshold so answers show their version.
         export_untrained(proc.base_path, version=2, threshold=0.7, uncertain_band=(0.6, 0.8))
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             snap = states(stubs)
             snapshots.append(snap)
@@ -132,8 +146,11 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(server):
     threads = [threading.Thread(target=one) for _ in range(4)]
     for t in threads:
         t.start()
-    time.sleep(0.3)  # the four 16-image batches take well over a second on 2 cores
-    assert proc.terminate(timeout=60) == 0
+    deadline = time.monotonic() + 60
+    while _inflight(proc) < len(threads):  # all four are being worked on when SIGTERM arrives
+        assert time.monotonic() < deadline and not errors, errors
+        time.sleep(0.02)
+    assert proc.terminate(timeout=120) == 0
     for t in threads:
         t.join()
     assert not errors, errors

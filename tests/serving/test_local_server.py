@@ -183,3 +183,30 @@ def test_message_over_the_size_limit_refused(stubs):
 def test_metadata_without_fields_invalid_argument(stubs):
     code, _ = _code(lambda: stubs.predict.GetModelMetadata(metadata_request(fields=()), timeout=10))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims huge dimensions in its header (a decompression bomb's calling card)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@local_only
+def test_pixel_bomb_refused_before_decoding(stubs):
+    code, msg = _code(lambda: stubs.predict.Predict(bytes_request([_png_header_only(30000, 30000)]), timeout=30))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "pixel" in msg
+    assert stubs.predict.Predict(request(), timeout=30).outputs
+
+
+def test_malformed_proto_is_refused_and_the_server_keeps_serving(stubs):
+    raw = stubs.channel.unary_unary("/tensorflow.serving.PredictionService/Predict",
+                                    request_serializer=None, response_deserializer=None)
+    code, _ = _code(lambda: raw(b"\xff\xff\xff\x0fnot a protobuf at all", timeout=10))
+    assert code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
+    assert stubs.predict.Predict(request(), timeout=30).outputs

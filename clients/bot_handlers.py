@@ -17,7 +17,7 @@ from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 
 from clients.analyze import Analysis, analyze_async
 from clients.config import ClientConfig
-from clients.errors import DetectorError, FileTooLarge, NotAnImage
+from clients.errors import DetectorError, FileTooLarge
 from clients.grpc_client import AsyncDetectorClient
 from clients.ratelimit import PerUserRateLimiter
 from clients.report import render_pdf

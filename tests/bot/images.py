@@ -64,3 +64,19 @@ def truncated_jpeg() -> bytes:
 
 PDF_DOCUMENT = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 """A tiny non-image file (a PDF) for the 'not an image' case."""
+
+
+def large_jpeg(seed: int, size: tuple[int, int] = (1600, 1200)) -> bytes:
+    """A few-megabyte JPEG (noise at quality 100): large in bytes, within every limit."""
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=100)
+    return buf.getvalue()
+
+
+def pixel_bomb_png(side: int = 7500) -> bytes:
+    """A tiny PNG that would decode to side x side pixels (over the 50 MP limit)."""
+    buf = io.BytesIO()
+    Image.new("L", (side, side)).save(buf, "PNG")
+    return buf.getvalue()

@@ -16,7 +16,7 @@ from clients.analyze import analyze
 from clients.errors import CorruptImage, DetectorUnavailable, FileTooLarge
 from clients.grpc_client import DetectorClient
 from clients.verdict import LABEL_WORDS, Verdict
-from tests.bot.images import PDF_DOCUMENT, face_photo, no_face_png, truncated_jpeg
+from tests.bot.images import PDF_DOCUMENT, face_photo, large_jpeg, no_face_png, pixel_bomb_png, truncated_jpeg
 
 pytestmark = pytest.mark.integration
 
@@ -205,3 +205,26 @@ def test_concurrent_users_each_get_their_own_answer(telegram, served_config, run
         assert f"sha256:{verdict.sha256}" in pdf_keywords(document.files["document"][1])
     probabilities = {round(v.fake_probability, 4) for v in expected.values()}
     assert len(probabilities) > 1, "the test images should score differently, or mix-ups would not show"
+
+
+def test_many_large_files_each_get_an_answer(telegram, served_config, run_bot):
+    """Large images, a pixel bomb and a big non-image from two users at once: every file gets its own answer."""
+    big = {111: [large_jpeg(1)], 112: [large_jpeg(2)]}
+    assert all(len(d) > 3 * 1024 * 1024 for ds in big.values() for d in ds)
+    with run_bot(served_config):
+        sent = {uid: [telegram.send_document(uid, d, f"big{i}.jpg", "image/jpeg") for i, d in enumerate(ds)]
+                for uid, ds in big.items()}
+        bomb = telegram.send_document(112, pixel_bomb_png(), "bomb.png", "image/png")
+        telegram.send_document(112, b"PK\x03\x04" + bytes(64), "archive.zip", "application/zip",
+                               file_size=19 * 1024 * 1024)
+        telegram.wait_calls("sendDocument", 1, chat_id=111, timeout=120)
+        telegram.wait_calls("sendDocument", 1, chat_id=112, timeout=120)
+        telegram.wait_calls("sendMessage", 3, chat_id=112, timeout=60)
+    for uid, messages in sent.items():
+        replies = {c.reply_to: c.params["text"] for c in telegram.calls_to("sendMessage", uid)}
+        for message in messages:
+            assert "Fake probability" in replies[message["message_id"]]
+    replies_112 = {c.reply_to: c.params["text"] for c in telegram.calls_to("sendMessage", 112)}
+    assert "50 megapixels" in replies_112[bomb["message_id"]]  # the core's ImageTooLarge message
+    assert any("not an image" in t for t in replies_112.values())
+    assert not any(p.endswith("archive.zip") for p in telegram.downloads)

@@ -20,7 +20,8 @@ CHROMIUM = next((p for p in (shutil.which("chromium"), "/usr/bin/chromium", shut
 DRIVER = next((p for p in (shutil.which("chromedriver"), "/usr/bin/chromedriver") if p and Path(p).exists()), None)
 VERDICT_WORDS = ("Likely fake", "Likely real", "Uncertain")
 
-pytestmark = pytest.mark.integration
+# The shared model server may be started by this test's setup; on a busy 2-core machine that alone can take minutes.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 def _need_chromium() -> None:

@@ -62,6 +62,7 @@ def image_captions(at: AppTest) -> list[str]:
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(900)  # may be the test whose setup starts the shared model server (minutes on a busy machine)
 def test_upload_verdict_pdf_and_bad_files(monkeypatch, model_server, plain_png, face_jpeg, corrupt_jpeg, junk_jpg):
     at = page(monkeypatch, model_server)
     assert any("Online" in m.value for m in at.sidebar.markdown)
@@ -104,6 +105,7 @@ def test_upload_verdict_pdf_and_bad_files(monkeypatch, model_server, plain_png, 
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(900)
 def test_history_lists_checks_downloads_csv_and_clears(monkeypatch, model_server, plain_png):
     at = page(monkeypatch, model_server)
     assert any("Nothing checked yet" in c.value for c in at.caption)

@@ -380,5 +380,6 @@ def measured_accuracy(metrics: dict) -> str | None:
     _, where, value = accs[0]
     text = f"{value:.1%} ({where.replace('_', ' ')})"
     if aucs:
-        text += f", AUC {aucs[0][2]:.3f} ({aucs[0][1].replace('_', ' ')})"
+        scope = " ".join(aucs[0][1].split()[:-1]).replace("_", " ")
+        text += f", AUC {aucs[0][2]:.3f}" + (f" ({scope})" if scope else "")
     return text

@@ -149,7 +149,8 @@ def test_hostile_request_storm_each_refused_and_the_server_keeps_serving(served)
             else:
                 assert code in ALLOWED, (label, code, details)
             if code != grpc.StatusCode.OK:
-                assert "Traceback" not in details and len(details) < 2000, (label, details[:300])
+                # no trace, and no amplification: at most the request's own text echoed back (e.g. a long model name)
+                assert "Traceback" not in details and len(details) < 500 + len(payload), (label, details[:300])
             resp = stubs.predict.Predict(good, timeout=30)  # ... and a good request still succeeds
             assert resp.outputs[contract.OUTPUT_PROBABILITY].float_val
         stubs.close()

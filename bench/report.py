@@ -125,7 +125,10 @@ def figures_table(res: "Results") -> list[str]:
     rows.append(_row(["5", "cold start: process start to AVAILABLE (s)", f"{cold[0]:.2f}",
                       f"{cs[0]:.2f}-{cs[-1]:.2f}", str(len(cs)), f"< 5 s: {_verdict(cold[1], cold[2])}"]))
     rss = tg["server RSS < 600 MB"]
-    rows.append(_row(["6", "server RSS at rest, after warm-up (MiB)", f"{res.rss_rest_mb:.0f}", "", "1", ""]))
+    parts = res.rss_parts_mb
+    rows.append(_row(["6", "server RSS at rest, after warm-up (MiB)", f"{res.rss_rest_mb:.0f}", "", "1",
+                      f"of which RssAnon (private heap) {parts.get('RssAnon', 0):.0f}, RssFile (mapped libraries, "
+                      f"shareable) {parts.get('RssFile', 0):.0f}"]))
     rows.append(_row(["6", "server RSS peak under load, sampled every 50 ms (MiB)", f"{ld.rss_peak_mb:.0f}", "", "",
                       f"< 600 MB: {_verdict(rss[1], rss[2])}"]))
     rows.append(_row(["6", "server RSS high-water mark over its life, VmHWM (MiB)", f"{res.rss_hwm_mb:.0f}", "", "1",

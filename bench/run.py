@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import depsize, e2e, environment, inputs, model, raw, report, served
-from bench.server import Server
+from bench.server import Server, rss_parts_mb
 from serving import contract
 
 log = logging.getLogger("bench")
@@ -30,14 +30,14 @@ class BenchConfig:
     model_base: Path | None = None
     out: Path = REPO / "bench" / "RESULTS.md"
     rounds: int = 5
-    calls_b1: int = 40
-    calls_b32: int = 3
+    calls_b1: int = 20
+    calls_b32: int = 2
     cold_starts: int = 3
-    latency_requests: int = 300
+    latency_requests: int = 200
     load_clients: int = 16
-    load_seconds: float = 10.0
+    load_seconds: float = 8.0
     load_rounds: int = 3
-    e2e_iterations: int = 30
+    e2e_iterations: int = 20
     profile_iterations: int = 5
     quick: bool = False
 
@@ -74,6 +74,7 @@ class Results:
     cold_start_s: list[float] = field(default_factory=list)
     rss_rest_mb: float = 0.0
     rss_hwm_mb: float = 0.0
+    rss_parts_mb: dict = field(default_factory=dict)
     latency: dict = field(default_factory=dict)
     latency_unbatched: dict = field(default_factory=dict)
     load: served.LoadFigures | None = None
@@ -107,6 +108,7 @@ def measure_served(cfg: BenchConfig, res: Results, inp: inputs.Inputs, workdir: 
         log.info("cold start %.2fs; served latency", res.cold_start_s[-1])
         time.sleep(1.0)
         res.rss_rest_mb = srv.rss_mb()[0]
+        res.rss_parts_mb = rss_parts_mb(srv.proc.pid)
         res.latency = served.latency(srv.target, inp.crop_png, inp.pixels, cfg.latency_requests)
         log.info("served throughput, %d clients", cfg.load_clients)
         res.load = served.load(srv.target, inp.crop_png, lambda: srv.rss_mb()[0], cfg.load_clients,

@@ -23,6 +23,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def rss_parts_mb(pid: int) -> dict[str, float]:
+    """VmRSS split into RssAnon (private heap) and RssFile (mapped library pages, shareable), MiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+            key, kb = line.split()[:2]
+            out[key.rstrip(":")] = int(kb) / 1024
+    return out
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     """(current RSS, peak RSS) of a process in MiB, from /proc/PID/status (VmRSS, VmHWM)."""
     values = {}

@@ -94,6 +94,29 @@ def config_key(cfg) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def _same_config(saved: dict, cfg) -> bool:
+    """A run's saved config.json equals `cfg`; fields added to TrainConfig since count as their defaults."""
+    current = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(cfg)}
+    defaults = json.loads(json.dumps(defaults, default=str))
+    for key in set(current) | set(saved):
+        if key in ("verbose", "workers"):
+            continue
+        if saved.get(key, defaults.get(key)) != current.get(key):
+            return False
+    return True
+
+
+def find_run(out_root: Path, name: str, cfg) -> Path | None:
+    """An existing run folder `name-*` under out_root whose config equals `cfg` (robust to new TrainConfig fields)."""
+    for run_dir in sorted(Path(out_root).glob(f"{name}-*")):
+        saved = run_dir / "config.json"
+        if saved.is_file() and _same_config(json.loads(saved.read_text()), cfg):
+            return run_dir
+    return None
+
+
 def fake_sources(samples) -> list[str]:
     """Sources that hold fakes, sorted."""
     return sorted({s.source for s in samples if s.label == 1})
@@ -109,7 +132,7 @@ def run_once(name: str, cfg, out_root: Path, samples, train_missing: bool = True
     from training.calibrate import keras_logits
     from training.train import train
 
-    run_dir = out_root / f"{name}-{config_key(cfg)}"
+    run_dir = find_run(out_root, name, cfg) or out_root / f"{name}-{config_key(cfg)}"
     result_path = run_dir / "eval_result.json"
     if result_path.exists():
         return json.loads(result_path.read_text())

@@ -14,8 +14,9 @@ training seed, so no image the model trained on is used):
   (0.005); with a calibrated probability 0.5 is the honest default and does not overfit our split;
 - uncertain band: symmetric around the threshold, half-width h = the widest band whose validation
   images are classified correctly less than `target_accuracy` (80%) of the time ("the model is
-  unsure there"), never narrower than `min_half_width` (0.05) and never covering more than
-  `max_coverage` (20%) of the validation images.
+  unsure there"), at least `min_half_width` (0.05), but never covering more than `max_coverage` (20%)
+  of the validation images: when both cannot hold, the coverage cap wins (a band that swallowed most
+  verdicts would make the detector useless), and the metadata records `capped_by_coverage`.
 """
 from __future__ import annotations
 

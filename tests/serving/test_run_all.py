@@ -25,6 +25,7 @@ def test_without_a_shipped_model_it_says_so_and_fails(tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # a model server plus Streamlit: ~15 CPU-seconds, kept out of the default run's budget
 def test_serves_the_model_and_the_page_and_stops_both_on_sigterm(exported_model, tmp_path):
     port, web_port = free_port(), free_port()
     log = tmp_path / "run_all.log"

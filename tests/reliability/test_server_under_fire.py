@@ -26,7 +26,7 @@ from serving import contract
 from tests.clients.images import encode, noise_photo
 from tests.helpers import ServerProcess, available_versions
 from tests.reliability.report import percentile, record, rss_kib
-from tests.serving.grpc_util import Stubs, bytes_request, pixels, request
+from tests.serving.grpc_util import Stubs, bytes_request, outputs, pixels, request
 
 pytestmark = [
     pytest.mark.integration,
@@ -152,7 +152,7 @@ def test_hostile_request_storm_each_refused_and_the_server_keeps_serving(served)
                 # no trace, and no amplification: at most the request's own text echoed back (e.g. a long model name)
                 assert "Traceback" not in details and len(details) < 500 + len(payload), (label, details[:300])
             resp = stubs.predict.Predict(good, timeout=30)  # ... and a good request still succeeds
-            assert resp.outputs[contract.OUTPUT_PROBABILITY].float_val
+            assert outputs(resp)[contract.OUTPUT_PROBABILITY].shape == (1,)
         stubs.close()
     assert served.proc.proc.poll() is None
     logs = served.proc.logs()
@@ -385,7 +385,7 @@ def test_sigterm_lets_in_flight_requests_finish_and_exits_0(served):
 
     def one() -> None:
         try:
-            answers.append(len(stubs.predict.Predict(big, timeout=120).outputs[contract.OUTPUT_PROBABILITY].float_val))
+            answers.append(len(outputs(stubs.predict.Predict(big, timeout=120))[contract.OUTPUT_PROBABILITY]))
         except grpc.RpcError as e:
             errors.append(f"{e.code()}: {e.details()}")
 

@@ -314,6 +314,8 @@ def test_slow_server_deadlines_fire_with_a_user_message_then_recover(served):
                                  "other_errors": 0, "recovered_after_s": round(recovery, 1)})
 
 
+@pytest.mark.slow  # a restart re-imports TensorFlow and reloads the model: about a minute on busy cores
+@pytest.mark.timeout(900)
 def test_sigkill_and_restart_clients_recover_by_themselves(served):
     load = Load(served.proc.target, served.proc.proc.pid, workers=3, timeout_s=5.0, allow_unavailable=True).start()
     try:

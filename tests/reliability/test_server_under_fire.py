@@ -63,10 +63,12 @@ def served(exported_model, tmp_path_factory):
     shutil.copytree(exported_model / "1", base / "1")
     proc = ServerProcess(base_path=base, log_path=root / "server.log",
                          extra_args=(f"--file_system_poll_wait_seconds={POLL}",)).start()
-    proc.wait_available(timeout=240)
     s = Served(proc, base)
-    yield s
-    s.proc.terminate()
+    try:
+        proc.wait_available(timeout=240)
+        yield s
+    finally:  # also when the start times out: never leave a server behind
+        s.proc.terminate()
 
 
 def crop(seed: int = 0) -> bytes:

@@ -557,6 +557,8 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> Path:
     out_dir = Path(out_dir).resolve()
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
+    if not resume:  # a fresh run must not inherit an earlier run's resume state or best score
+        (out_dir / "state.json").unlink(missing_ok=True)
     (out_dir / "config.json").write_text(config.to_json())
     (out_dir / "env.json").write_text(json.dumps(environment(config), indent=2) + "\n")
     train_s, val_s = prepare_samples(config)

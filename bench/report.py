@@ -197,6 +197,10 @@ def render(res: "Results") -> str:
         "50 ms during the load rounds, and VmHWM (peak over its life, including load and warm-up).",
         f"7. Dependency size: {depsize_method()}. Sizes in MiB.",
         "",
+        "The server's own account of its first cold start (load = session + restore, then warm-up replay; "
+        "the rest of the cold start is Python and TensorFlow imports): "
+        + ("; ".join(f"`{ln}`" for ln in res.load_lines) or "not found in its log") + ".",
+        "",
         "## Profile of the end-to-end check (cProfile, top functions by own time)",
         "",
         "```",

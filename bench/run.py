@@ -75,6 +75,7 @@ class Results:
     rss_rest_mb: float = 0.0
     rss_hwm_mb: float = 0.0
     rss_parts_mb: dict = field(default_factory=dict)
+    load_lines: list[str] = field(default_factory=list)
     latency: dict = field(default_factory=dict)
     latency_unbatched: dict = field(default_factory=dict)
     load: served.LoadFigures | None = None
@@ -105,6 +106,8 @@ def measure_served(cfg: BenchConfig, res: Results, inp: inputs.Inputs, workdir: 
     # Cold start 1: the server every served figure uses (batching on, shipped parameters).
     with Server(base, workdir / "server-batching.log").start() as srv:
         res.cold_start_s.append(srv.wait_available())
+        res.load_lines += [ln.split("serving.local: ", 1)[-1] for ln in srv.log_tail(20000).splitlines()
+                           if "AVAILABLE (load" in ln]
         log.info("cold start %.2fs; served latency", res.cold_start_s[-1])
         time.sleep(1.0)
         res.rss_rest_mb = srv.rss_mb()[0]

@@ -111,16 +111,37 @@ class ServerProcess:
 IMAGENET_WEIGHTS = SHARED / "weights" / "mobilenet_v2_0.35_224_imagenet_notop.weights.h5"
 
 
+def _set_batchnorm_statistics(model) -> None:
+    """Give a random backbone real BatchNorm statistics (one pass, momentum 0), so its outputs vary with the input."""
+    import keras
+    import numpy as np
+
+    from training.model import backbone_of
+
+    backbone = backbone_of(model)
+    norms = [layer for layer in backbone.layers[-1].layers if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    images = np.random.default_rng(0).uniform(0, 255, (8, 224, 224, 3)).astype("float32")
+    backbone(images, training=True)
+    for layer, momentum in zip(norms, saved):
+        layer.momentum = momentum
+
+
 def export_untrained(base: Path, version: int | None = None, **info) -> Path:
     """Export an UNTRAINED detector (random head) as a version under `base`: plumbing only, never a detector.
 
     The backbone takes the shared ImageNet weights when /work/shared is there, because a fully
     random MobileNetV2 shrinks every activation to ~1e-10 and answers exactly 0.5 for any input,
-    which would let tests comparing outputs pass vacuously. Without the file: weights=None.
+    which would let tests comparing outputs pass vacuously. Without the file: weights=None, with
+    BatchNorm statistics set from one pass over random images so the outputs still vary.
     """
     from training.export import ExportInfo, export
     from training.model import ModelConfig, build_model
 
     weights = str(IMAGENET_WEIGHTS) if IMAGENET_WEIGHTS.is_file() else None
     model = build_model(ModelConfig(alpha=0.35, weights=weights))
+    if weights is None:
+        _set_batchnorm_statistics(model)
     return export(model, base, ExportInfo(training_data="none: untrained test model", **info), version=version)

@@ -191,10 +191,10 @@ def _backoff(attempt: int) -> float:
     return BACKOFF_S * (2 ** (attempt - 1))
 
 
-# Sync client --------------------------------------------------------------------------------------
+class _ClientBase:
+    """What the sync and async clients share: target, deadline, retries and one callable per TF Serving method."""
 
-class DetectorClient:
-    """Blocking client: one channel, a deadline on every call, bounded retries on UNAVAILABLE."""
+    _new_channel: Callable[..., Any]
 
     def __init__(self, target: str | None = None, timeout_s: float = 10.0, retries: int = 3,
                  model_name: str = contract.MODEL_NAME) -> None:
@@ -202,16 +202,24 @@ class DetectorClient:
         self.timeout_s = timeout_s
         self.retries = max(1, retries)
         self.model_name = model_name
-        self._channel = grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+        self._channel = self._new_channel(self.target, options=CHANNEL_OPTIONS)
         self._calls: dict[str, Callable] = {
             path: self._channel.unary_unary(path, request_serializer=req.SerializeToString,
                                             response_deserializer=resp.FromString)
             for path, (req, resp) in _METHODS.items()}
 
     @classmethod
-    def from_config(cls, config: ClientConfig) -> "DetectorClient":
+    def from_config(cls, config: ClientConfig):
         """A client with the config's target, deadline and retries."""
         return cls(config.target, config.timeout_s, config.retries, config.model_name)
+
+
+# Sync client --------------------------------------------------------------------------------------
+
+class DetectorClient(_ClientBase):
+    """Blocking client: one channel, a deadline on every call, bounded retries on UNAVAILABLE."""
+
+    _new_channel = staticmethod(grpc.insecure_channel)
 
     def _call(self, path: str, request: Any, timeout_s: float | None = None) -> Any:
         """One RPC with a deadline, retried with backoff on UNAVAILABLE only."""
@@ -270,28 +278,13 @@ class DetectorClient:
 
 # Async client -------------------------------------------------------------------------------------
 
-class AsyncDetectorClient:
+class AsyncDetectorClient(_ClientBase):
     """asyncio (grpc.aio) twin of DetectorClient, for the bot and the web page.
 
     Create it inside a running event loop (grpc.aio channels belong to the loop that made them).
     """
 
-    def __init__(self, target: str | None = None, timeout_s: float = 10.0, retries: int = 3,
-                 model_name: str = contract.MODEL_NAME) -> None:
-        self.target = target or ClientConfig.from_env().target
-        self.timeout_s = timeout_s
-        self.retries = max(1, retries)
-        self.model_name = model_name
-        self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
-        self._calls: dict[str, Callable] = {
-            path: self._channel.unary_unary(path, request_serializer=req.SerializeToString,
-                                            response_deserializer=resp.FromString)
-            for path, (req, resp) in _METHODS.items()}
-
-    @classmethod
-    def from_config(cls, config: ClientConfig) -> "AsyncDetectorClient":
-        """A client with the config's target, deadline and retries."""
-        return cls(config.target, config.timeout_s, config.retries, config.model_name)
+    _new_channel = staticmethod(grpc.aio.insecure_channel)
 
     async def _call(self, path: str, request: Any, timeout_s: float | None = None) -> Any:
         """One RPC with a deadline, retried with backoff on UNAVAILABLE only."""

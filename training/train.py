@@ -55,6 +55,8 @@ class TrainConfig:
     jpeg_prob: float = 0.75
     jpeg_quality: tuple[int, int] = (30, 95)
     rescale_prob: float = 0.5
+    rescale_range: tuple[float, float] = (0.3, 0.9)
+    """Down-and-up scaling factor range."""
     blur_prob: float = 0.2
     noise_prob: float = 0.2
     colour_prob: float = 0.5
@@ -72,7 +74,12 @@ class TrainConfig:
     finetune_epochs: int = 0
     finetune_lr: float = 5e-5
     finetune_blocks: int = 0
-    """How many of MobileNetV2's top inverted-residual blocks to unfreeze (with Conv_1); 0 = skip stage 2."""
+    """How many of MobileNetV2's top inverted-residual blocks to unfreeze (with Conv_1); 0 = skip stage 2;
+    more than the network has (e.g. 99) = the whole backbone, stem included (BatchNorm stays frozen)."""
+    finetune_warmup_steps: int = 0
+    """Linear warm-up from finetune_lr/10 over this many steps (0 = none)."""
+    finetune_cosine: bool = False
+    """Cosine-decay the fine-tune learning rate to zero over the planned steps (after the warm-up)."""
     finetune_batch: int = 32
     finetune_steps_per_epoch: int = 100
     finetune_patience: int = 4
@@ -95,8 +102,9 @@ class TrainConfig:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown config keys in {path}: {sorted(unknown)}")
-        if "jpeg_quality" in data:
-            data["jpeg_quality"] = tuple(data["jpeg_quality"])
+        for key in ("jpeg_quality", "rescale_range"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
     def to_json(self) -> str:
@@ -106,7 +114,8 @@ class TrainConfig:
     def augment_config(self) -> AugmentConfig:
         """The augmentation switches of this run."""
         return AugmentConfig(enabled=self.augment, crop_jitter=self.crop_jitter, flip=self.flip,
-                             rescale_prob=self.rescale_prob, blur_prob=self.blur_prob, noise_prob=self.noise_prob,
+                             rescale_prob=self.rescale_prob, rescale_range=tuple(self.rescale_range),
+                             blur_prob=self.blur_prob, noise_prob=self.noise_prob,
                              colour_prob=self.colour_prob, jpeg_prob=self.jpeg_prob,
                              jpeg_quality=tuple(self.jpeg_quality))
 
@@ -330,12 +339,31 @@ def trainable_from_blocks(model, n_blocks: int) -> int | None:
     net = backbone_of(model).layers[-1]
     names = [layer.name for layer in net.layers]
     blocks = sorted({int(n.split("_")[1]) for n in names if n.startswith("block_")})
+    if n_blocks > len(blocks):
+        return 0
     first = blocks[max(0, len(blocks) - n_blocks)]
     return next(i for i, n in enumerate(names) if n.startswith(f"block_{first}_"))
 
 
-def compile_model(model, lr: float) -> None:
-    """Adam + binary cross-entropy, with AUC and accuracy."""
+def finetune_schedule(cfg: TrainConfig):
+    """The stage-2 learning rate: constant, or warm-up then cosine decay over the planned steps."""
+    import keras
+
+    total = cfg.finetune_epochs * cfg.finetune_steps_per_epoch
+    if not cfg.finetune_cosine and not cfg.finetune_warmup_steps:
+        return cfg.finetune_lr
+    warmup = min(cfg.finetune_warmup_steps, max(0, total - 1))
+    if not cfg.finetune_cosine:
+        return keras.optimizers.schedules.PolynomialDecay(cfg.finetune_lr / 10, max(1, warmup), cfg.finetune_lr,
+                                                          power=1.0)
+    return keras.optimizers.schedules.CosineDecay(cfg.finetune_lr / 10 if warmup else cfg.finetune_lr,
+                                                  max(1, total - warmup), alpha=0.0,
+                                                  warmup_target=cfg.finetune_lr if warmup else None,
+                                                  warmup_steps=warmup)
+
+
+def compile_model(model, lr) -> None:
+    """Adam + binary cross-entropy, with AUC and accuracy; `lr` is a number or a Keras schedule."""
     import keras
 
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy",
@@ -513,12 +541,13 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
     base_cfg = cfg
     cfg = dataclasses.replace(cfg, **cfg.finetune_overrides) if cfg.finetune_overrides else cfg
     set_backbone_trainable(model, trainable_from_blocks(model, cfg.finetune_blocks))
-    compile_model(model, cfg.finetune_lr)
+    compile_model(model, finetune_schedule(cfg))
     state = _read_state(out_dir)
     initial_epoch = 0
     if resume and "stage2" in state:
         initial_epoch = int(state["stage2"]["last_epoch"])
         model.load_weights(state["stage2"]["weights"])
+        model.optimizer.iterations.assign(initial_epoch * cfg.finetune_steps_per_epoch)  # the schedule resumes too
         log(f"stage 2: resuming after epoch {initial_epoch}")
     if initial_epoch >= cfg.finetune_epochs:
         return state.get("stage2_history", [])

@@ -22,7 +22,7 @@ from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 from PIL import Image
 
-from clients import overlay
+from clients import overlay, pdffonts
 from clients.verdict import LABEL_WORDS, FaceResult, Verdict
 
 if TYPE_CHECKING:
@@ -43,8 +43,9 @@ REPLACEMENT = "\ufffd"
 
 # Layout (mm, A4 portrait) and budget ----------------------------------------------------------
 MARGIN = 15.0
-THUMB_MAX_SIDE_PX = 900
-"""Thumbnail pixels: ~200 dpi at the printed width, sharp enough for the box tags."""
+THUMB_MAX_SIDE_PX = 1024
+"""Thumbnail pixels at most: the image box-reduced by a whole factor (a 2000 px working image gives 1000 px,
+~260 dpi at the printed width), sharp enough for the box tags and far cheaper than resampling."""
 THUMB_BUDGET_BYTES = 150_000
 """The thumbnail JPEG is re-encoded smaller until it fits, so a 12 MP photo stays under 300 KB."""
 FACE_PX = 192
@@ -67,6 +68,11 @@ WARNING_TITLES = {
     "animated": "Animated image",
 }
 
+NO_FACE_TEXT = "No face was found, so the whole image was scored as one crop."
+NO_WARNINGS_TEXT = ("None. The image passed every quality check (face size, compression, sharpness, number of "
+                    "faces, screenshot and screen-photo signs).")
+HEATMAP_LEGEND = ("Heatmap: blue = little influence, red = regions that pushed the score most towards 'fake' "
+                  "(Grad-CAM over the model's last convolutional block).")
 WHAT_THE_SCORE_MEANS = (
     "The fake probability is the model's calibrated estimate that a face was manipulated or generated: "
     "among validation faces that scored about 80%, about 80% were fake. Each face is scored on its own; "
@@ -113,7 +119,7 @@ def render_pdf(analysis: "Analysis", now: datetime | None = None) -> bytes:
     _faces_table(pdf, verdict, images)
     _warnings(pdf, verdict)
     _explanation(pdf, verdict)
-    return bytes(pdf.output())
+    return bytes(pdf.output(output_producer_class=pdffonts.OutputProducer))
 
 
 # The document -----------------------------------------------------------------------------
@@ -127,12 +133,12 @@ class _ReportPDF(FPDF):
         self.set_auto_page_break(True, margin=18)
         self.set_compression(True)
         for family, style, file in FONTS[:2]:
-            self.add_font(family, style, str(FONT_DIR / file))
-        # Fallback fonts are loaded only when some text needs them (parsing CJK fonts takes time).
+            pdffonts.add_font(self, family, style, FONT_DIR / file, lean=True)
+        # Fallback fonts are added only when some text needs them (each one embedded costs time and bytes).
         needed = {ord(c) for c in _safe(_untrusted_text(verdict))} - _cmap(FONTS[0][2])
         fallbacks = [(family, file) for family, style, file in FONTS[2:] if needed & _cmap(file)]
         for family, file in fallbacks:
-            self.add_font(family, "", str(FONT_DIR / file))
+            pdffonts.add_font(self, family, "", FONT_DIR / file)
         if fallbacks:
             self.set_fallback_fonts([family for family, _ in fallbacks], exact_match=False)
         self.set_font(MAIN_FONT, "", 10)
@@ -296,8 +302,7 @@ def _faces_table(pdf: FPDF, v: Verdict, images: _Images) -> None:
     _section(pdf, "Whole image" if v.whole_image else "Faces")
     if not v.faces:
         pdf.set_font(MAIN_FONT, "", 9.5)
-        pdf.multi_cell(0, 5, "No face was found, so the whole image was scored as one crop.",
-                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        _paragraph(pdf, 5, NO_FACE_TEXT)
         pdf.set_y(pdf.get_y() + 4)
         return
     side = 24.0 if len(v.faces) < MANY_FACES else 16.0
@@ -337,9 +342,7 @@ def _heatmap_legend(pdf: FPDF) -> None:
     pdf.set_xy(MARGIN + 32, y)
     pdf.set_font(MAIN_FONT, "", 7.5)
     pdf.set_text_color(*MUTED)
-    pdf.multi_cell(0, 4, "Heatmap: blue = little influence, red = regions that pushed the score most towards "
-                         "'fake' (Grad-CAM over the model's last convolutional block).",
-                   new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    _paragraph(pdf, 4, HEATMAP_LEGEND)
     pdf.set_text_color(*INK)
     pdf.set_y(pdf.get_y() + 4)
 
@@ -349,9 +352,7 @@ def _warnings(pdf: FPDF, v: Verdict) -> None:
     _section(pdf, "Quality warnings")
     if not v.warnings:
         pdf.set_font(MAIN_FONT, "", 9.5)
-        pdf.multi_cell(0, 5, "None. The image passed every quality check (face size, compression, sharpness, "
-                             "number of faces, screenshot and screen-photo signs).",
-                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        _paragraph(pdf, 5, NO_WARNINGS_TEXT)
     for w in v.warnings:
         if pdf.get_y() > pdf.h - 35:
             pdf.add_page()
@@ -375,11 +376,11 @@ def _explanation(pdf: FPDF, v: Verdict) -> None:
     """What the score means and what it cannot tell."""
     _section(pdf, "What the score means")
     pdf.set_font(MAIN_FONT, "", 9)
-    pdf.multi_cell(0, 4.6, WHAT_THE_SCORE_MEANS, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    _paragraph(pdf, 4.6, WHAT_THE_SCORE_MEANS)
     pdf.set_y(pdf.get_y() + 3)
     _section(pdf, "What it cannot tell")
     pdf.set_font(MAIN_FONT, "", 9)
-    pdf.multi_cell(0, 4.6, WHAT_IT_CANNOT_TELL, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    _paragraph(pdf, 4.6, WHAT_IT_CANNOT_TELL)
 
 
 def _section(pdf: FPDF, title: str) -> None:
@@ -398,6 +399,32 @@ def _rule(pdf: FPDF, y: float) -> None:
     pdf.set_line_width(0.3)
     pdf.line(MARGIN, y, pdf.w - MARGIN, y)
     pdf.set_line_width(0.2)
+
+
+def _paragraph(pdf: FPDF, height: float, text: str) -> None:
+    """One of this module's fixed texts, left-aligned from x to the right margin, then back to the left margin.
+
+    fpdf2's line breaking re-measures the line for every character it adds (quadratic in the line
+    length), which made these paragraphs a large part of a report's time. Their lines only depend
+    on the text, the font and the width, so they are broken once per process and drawn line by line.
+    """
+    x = pdf.get_x()
+    width = pdf.w - pdf.r_margin - x
+    key = (text, pdf.font_family, pdf.font_style, pdf.font_size_pt, round(width, 4))
+    lines = _WRAPPED.get(key)
+    if lines is None:
+        lines = tuple(pdf.multi_cell(width, height, text, align="L", dry_run=True, output="LINES"))
+        if len(_WRAPPED) < _WRAPPED_MAX:
+            _WRAPPED[key] = lines
+    for line in lines:
+        pdf.set_x(x)
+        pdf.cell(width, height, line, new_x=XPos.LEFT, new_y=YPos.NEXT)
+    pdf.set_x(pdf.l_margin)
+
+
+_WRAPPED: dict[tuple[str, str, str, float, float], tuple[str, ...]] = {}
+"""Line breaks of the fixed paragraphs: (text, family, style, size, width) -> lines."""
+_WRAPPED_MAX = 64
 
 
 def _text(pdf: FPDF, width: float, height: float, text: str, x: float) -> None:
@@ -454,7 +481,7 @@ def _safe(text: str) -> str:
 def _encode_images(analysis: "Analysis") -> _Images:
     """Boxed thumbnail and per-face crop/overlay JPEGs, small enough for the size budget."""
     v = analysis.verdict
-    thumb = overlay.draw_boxes(overlay.thumbnail(analysis.image, THUMB_MAX_SIDE_PX), v)
+    thumb = overlay.draw_boxes(_reduced(analysis.image, THUMB_MAX_SIDE_PX), v)
     thumb_jpeg = _jpeg(thumb, JPEG_QUALITY)
     quality = JPEG_QUALITY
     while len(thumb_jpeg) > THUMB_BUDGET_BYTES and quality > 40:
@@ -470,6 +497,13 @@ def _encode_images(analysis: "Analysis") -> _Images:
         heat = overlay.overlay_heatmap(crop, face.heatmap) if len(face.heatmap) else None
         faces.append((_jpeg(crop, JPEG_QUALITY), _jpeg(heat, JPEG_QUALITY) if heat is not None else None))
     return _Images(thumb=thumb_jpeg, thumb_size=thumb.size, faces=faces)
+
+
+def _reduced(image: Image.Image, max_side: int) -> Image.Image:
+    """An RGB copy box-reduced by the smallest whole factor that brings its longer side to max_side or under."""
+    rgb = image.convert("RGB") if image.mode != "RGB" else image
+    factor = -(-max(rgb.size) // max_side)
+    return rgb.reduce(factor) if factor > 1 else rgb.copy()
 
 
 def _crop_for(analysis: "Analysis", index: int, face: FaceResult) -> Image.Image:

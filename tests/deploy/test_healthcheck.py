@@ -10,7 +10,7 @@ import pytest
 
 from tests.deploy.dockerfiles import final_stage, parse_dockerfile
 from tests.deploy.manifests import REPO
-from tests.helpers import free_port
+from tests.helpers import free_port, stop_process
 
 pytestmark = pytest.mark.integration
 HEALTHCHECK = REPO / "docker" / "healthcheck.py"
@@ -60,9 +60,5 @@ def test_web_health_check_passes_against_the_running_page(tmp_path):
         assert result.returncode == 0, (tmp_path / "streamlit.log").read_text()[-3000:]
         assert "HTTP 200" in result.stdout
     finally:
-        page.terminate()
-        try:
-            page.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            page.kill()
+        stop_process(page, timeout=20)
         log.close()

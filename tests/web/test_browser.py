@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, stop_process
 from tests.web.conftest import PAGE, REPO
 
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -61,12 +61,7 @@ def page_url(model_server, tmp_path_factory):
             time.sleep(0.25)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=15)
         text = log_path.read_text(errors="replace") if log_path.exists() else ""
         assert "Traceback" not in text or "the web page failed" not in text, text[-3000:]
 

@@ -155,7 +155,7 @@ def load_image(data: bytes, config: ClientConfig | None = None) -> LoadedImage:
     orientation = _orientation(img)  # after load: PNG's getexif() would otherwise load (and swallow errors)
     original_size = (h, w) if orientation in _SWAPS_SIDES else (w, h)
     try:
-        img = ImageOps.exif_transpose(img) or img
+        ImageOps.exif_transpose(img, in_place=True)  # in place: no copy of an upright image
         img = _to_rgb(img)
     except _DECODE_ERRORS as exc:
         raise CorruptImage(detail=f"convert: {exc}") from None

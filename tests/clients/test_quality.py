@@ -182,3 +182,20 @@ def test_broken_exif_keeps_the_jpeg_quality_estimate():
     info = SourceInfo.from_bytes(broken)
     assert info.format == "JPEG" and not info.has_camera_exif
     assert abs(info.jpeg_quality - 40) <= 3
+
+
+def test_moire_is_measured_on_the_centred_square_of_the_region():
+    """Only the centred 256 px square counts (what lies around it does not), at any region size."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:256, 0:256]
+    grating = 12 * np.sin(2 * np.pi * (0.23 * xx + 0.07 * yy))
+    centre = Image.fromarray(np.clip(128 + rng.normal(0, 6, (256, 256, 3)) + grating[..., None], 0, 255).astype(np.uint8))
+    regions = []
+    for fill in ((20, 20, 20), (230, 200, 10)):
+        region = Image.new("RGB", (701, 400), fill)
+        region.paste(centre, ((701 - 256) // 2, (400 - 256) // 2))
+        regions.append(region)
+    assert quality.moire_peak_ratio(regions[0]) == quality.moire_peak_ratio(regions[1]) >= quality.MOIRE_PEAK_RATIO
+    plain = Image.fromarray(np.clip(128 + rng.normal(0, 6, (90, 101, 3)), 0, 255).astype(np.uint8))
+    assert 0 < quality.moire_peak_ratio(plain) < quality.MOIRE_PEAK_RATIO
+    assert quality.moire_peak_ratio(plain.crop((0, 0, 63, 90))) == 0.0

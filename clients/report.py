@@ -176,7 +176,7 @@ def _verdict_banner(pdf: FPDF, v: Verdict) -> None:
     colour = overlay.LABEL_COLOURS.get(v.label, MUTED)
     top, width = pdf.get_y(), pdf.w - 2 * MARGIN
     pdf.set_font(MAIN_FONT, "", 9.5)
-    lines = pdf.multi_cell(84, 4.6, _verdict_sentence(v), dry_run=True, output="LINES")
+    lines = pdf.multi_cell(84, 4.6, _verdict_sentence(v), align="L", dry_run=True, output="LINES")
     height = max(34.0, 4 + 4 + 11 + 4.6 * len(lines) + 4)
     pdf.set_fill_color(*TINTS.get(v.label, (240, 240, 240)))
     pdf.set_draw_color(*colour)
@@ -192,7 +192,7 @@ def _verdict_banner(pdf: FPDF, v: Verdict) -> None:
     pdf.cell(80, 11, LABEL_WORDS.get(v.label, v.label), new_x=XPos.LEFT, new_y=YPos.NEXT)
     pdf.set_text_color(*INK)
     pdf.set_font(MAIN_FONT, "", 9.5)
-    pdf.multi_cell(84, 4.6, _verdict_sentence(v), new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+    _lines(pdf, 84, 4.6, lines)  # broken once, above
     _probability_scale(pdf, v, MARGIN + 95, top + 7, width - 100)
     pdf.set_y(top + height + 6)
 
@@ -416,6 +416,12 @@ def _paragraph(pdf: FPDF, height: float, text: str) -> None:
         lines = tuple(pdf.multi_cell(width, height, text, align="L", dry_run=True, output="LINES"))
         if len(_WRAPPED) < _WRAPPED_MAX:
             _WRAPPED[key] = lines
+    _lines(pdf, width, height, lines)
+
+
+def _lines(pdf: FPDF, width: float, height: float, lines: list[str] | tuple[str, ...]) -> None:
+    """Lines already broken (by a dry-run multi_cell) drawn left-aligned from x, then back to the left margin."""
+    x = pdf.get_x()
     for line in lines:
         pdf.set_x(x)
         pdf.cell(width, height, line, new_x=XPos.LEFT, new_y=YPos.NEXT)
@@ -434,7 +440,10 @@ def _text(pdf: FPDF, width: float, height: float, text: str, x: float) -> None:
     if rtl:
         pdf.set_text_shaping(True)
     try:
-        pdf.multi_cell(width, height, safe, new_x=XPos.LEFT, new_y=YPos.NEXT, align="L")
+        if not rtl and pdf.get_string_width(safe) < width - 2 * pdf.c_margin:
+            pdf.cell(width, height, safe, new_x=XPos.LEFT, new_y=YPos.NEXT)  # one line: no line breaking
+        else:
+            pdf.multi_cell(width, height, safe, new_x=XPos.LEFT, new_y=YPos.NEXT, align="L")
     finally:
         if rtl:
             pdf.set_text_shaping(False)

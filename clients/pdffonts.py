@@ -140,12 +140,13 @@ def _parse(family: str, style: str, path: Path, lean: bool) -> _Shipped:
     if not lean:
         return _Shipped(proto, data, None, (), frozenset())
     font = _source(data)
-    options = ftsubset.Options(notdef_outline=True, recommended_glyphs=True, glyph_names=True)
+    options = ftsubset.Options(notdef_outline=True, recommended_glyphs=True)
     subsetter = ftsubset.Subsetter(options)
     subsetter.populate(unicodes=sorted(c for c in LEAN_CHARS if c in proto.cmap))
     subsetter.subset(font)
-    # Names of glyphs the file does not name (post format 3, or unencoded glyphs) are derived,
-    # partly from glyph indices, which differ in the cut font: it keeps the whole font's names.
+    # The cut is saved without glyph names (fpdf2's subset drops them too) and each document's copy
+    # is given the whole font's names, which fpdf2 asks the subsetter for: no names to parse per
+    # document, and names fontTools derives from glyph indices (post format 3) stay the same.
     order = tuple(font.getGlyphOrder())
     buf = io.BytesIO()
     font.save(buf)

@@ -29,7 +29,7 @@ class ClientConfig:
     max_pixels: int = 50_000_000
     min_side: int = 64
     work_long_side: int = 2048
-    detect_long_side: int = 640
+    detect_long_side: int = 512
     max_faces: int = 20
     min_face_px: int = 24
     crop_margin: float = DEFAULT_MARGIN

@@ -89,3 +89,16 @@ def test_faces_that_fill_the_frame_are_found_by_the_padded_retry():
     boxes = [detect_faces(t, config) for t in tight]
     assert sum(bool(b) for b in boxes) >= max(first_pass + 1, 6)
     assert all(0 <= b.x and 0 <= b.y and b.x + b.w <= 224 and b.y + b.h <= 224 for bs in boxes for b in bs)
+
+
+def test_a_small_face_alone_in_a_large_photo_is_found_by_the_finer_pass():
+    """The first pass runs on a small copy (fast, misses the smallest faces); when it finds nothing, a larger copy is tried."""
+    from clients.faces import _detect_once
+
+    config = ClientConfig()
+    photos = [photo_with_faces([(f, (300 + 150 * i, 500, 58))], size=(2000, 1500))
+              for i, f in enumerate(shared_faces(8, seed=6))]
+    first_pass = sum(bool(_detect_once(p, config)) for p in photos)
+    boxes = [detect_faces(p, config) for p in photos]
+    assert sum(bool(b) for b in boxes) >= max(first_pass + 2, 6)
+    assert all(_iou(b[0], (300 + 150 * i, 500, 58, 58)) > 0.3 for i, b in enumerate(boxes) if b)

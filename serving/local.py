@@ -103,6 +103,10 @@ MAX_IMAGE_PIXELS = 50_000_000
 """Encoded images above this many pixels are refused before decoding (decompression bombs)."""
 SETTLE_POLL_SECONDS = 0.5
 """A candidate version is re-checked this soon to confirm it is stable, not one full poll later."""
+QUIET_SECONDS = 10.0
+"""A version none of whose files or folders changed (ctime) for this long is stable at first sight: no second
+poll (saves the settle wait at startup, when the model was written long before). ctime cannot be backdated
+by copying tools, unlike mtime; a load that still fails is retried once the files change."""
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
 
@@ -791,14 +795,19 @@ class VersionState:
     error_message: str = ""
 
 
-def _fingerprint(path: Path) -> tuple:
-    """Names, sizes and mtimes of every file under a version: equal across two polls = stable."""
+def _snapshot(path: Path) -> tuple[tuple, int]:
+    """Names, sizes and mtimes of every file under a version (equal across two polls = stable), and the newest
+    change time (ctime, ns) of the folder and everything under it."""
     items = []
+    newest = 0
+    with contextlib.suppress(OSError):
+        newest = path.stat().st_ctime_ns
     for p in sorted(path.rglob("*")):
         with contextlib.suppress(OSError):
             st = p.stat()
             items.append((str(p.relative_to(path)), st.st_size, st.st_mtime_ns))
-    return tuple(items)
+            newest = max(newest, st.st_ctime_ns)
+    return tuple(items), newest
 
 
 class ModelManager:
@@ -888,9 +897,9 @@ class ModelManager:
             vpath = base / str(v)
             if not contract.is_complete_version(vpath):
                 continue
-            fp = _fingerprint(vpath)
+            fp, changed_ns = _snapshot(vpath)
             seen[v] = fp
-            if self._seen.get(v) == fp:
+            if self._seen.get(v) == fp or time.time_ns() - changed_ns >= QUIET_SECONDS * 1e9:
                 stable.append(v)
             else:
                 settling = True

@@ -162,3 +162,40 @@ def test_memory_is_trimmed_once_after_a_burst_never_during_it(monkeypatch):
     assert trims == [1]
     seen, trimmed = local._trim_after_burst(metrics, seen, trimmed)  # noqa: SLF001 - still quiet: once is enough
     assert trims == [1]
+
+
+def _complete_version(base, version: int) -> None:
+    """The files that make a version complete (contents do not matter: loading is replaced in these tests)."""
+    (base / str(version) / "variables").mkdir(parents=True)
+    (base / str(version) / "saved_model.pb").write_bytes(b"graph")
+    (base / str(version) / "variables" / "variables.index").write_bytes(b"index")
+
+
+def _manager(base) -> tuple[local.ModelManager, list[int]]:
+    loaded: list[int] = []
+    manager = local.ModelManager(local.ModelEntry("m", base), local.ServerConfig(), local.Metrics(),
+                                 warmup=lambda req, servable: None, on_change=lambda: None)
+    manager._load = lambda version, fp: loaded.append(version)  # noqa: SLF001 - no TensorFlow load here
+    return manager, loaded
+
+
+def test_a_version_written_long_ago_is_loaded_at_the_first_poll(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "QUIET_SECONDS", 0.2)
+    _complete_version(tmp_path, 1)
+    threading.Event().wait(0.3)  # its files are now older than the quiet period
+    manager, loaded = _manager(tmp_path)
+    manager.poll_once()
+    assert loaded == [1]
+
+
+def test_a_version_just_written_waits_for_a_second_poll_that_sees_it_unchanged(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "QUIET_SECONDS", 3600.0)
+    _complete_version(tmp_path, 1)
+    manager, loaded = _manager(tmp_path)
+    assert manager.poll_once() is True  # settling
+    assert loaded == []
+    (tmp_path / "1" / "variables" / "variables.data-00000-of-00001").write_bytes(b"more")
+    manager.poll_once()  # it changed since the last poll: still settling
+    assert loaded == []
+    manager.poll_once()
+    assert loaded == [1]

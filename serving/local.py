@@ -40,8 +40,10 @@ SERVER_MALLOC_ARENAS = 2
 their own partly free heap, which shows up as resident memory and buys nothing on 2 cores."""
 
 
+@functools.lru_cache(maxsize=1)
 def _libc() -> Any:
-    """glibc's functions via ctypes, or None where the C library is not glibc (then memory tuning is skipped)."""
+    """glibc's functions via ctypes (opened once: the server trims after every burst), or None where the C
+    library is not glibc (then memory tuning is skipped)."""
     import ctypes
 
     try:

@@ -76,6 +76,38 @@ def encode_crop(crop: Image.Image) -> tuple[Image.Image, bytes]:
     return crop, buf.getvalue()
 
 
+def finer_long_side(loaded: LoadedImage, boxes: list[Box], config: ClientConfig) -> int | None:
+    """The long side at which every face's crop reaches the model's input size, if a finer decode can help."""
+    if not boxes or loaded.format != "JPEG":
+        return None
+    long_side = max(loaded.image.size)
+    if long_side >= min(max(loaded.original_size), config.work_long_side * 3 // 4):
+        return None  # already at full resolution or at the usual working scale
+    smallest = min(max(b.w, b.h) * (1.0 + 2.0 * config.crop_margin) for b in boxes)
+    if smallest >= IMAGE_SIZE:
+        return None
+    return min(config.work_long_side * 3 // 4, int(long_side * IMAGE_SIZE / max(smallest, 1.0)) + 1)
+
+
+def decode_finer_for_faces(data: bytes, loaded: LoadedImage, boxes: list[Box],
+                           config: ClientConfig) -> tuple[LoadedImage, list[Box]]:
+    """Decode a drafted JPEG again, larger, when a face found at the first scale would be cut from too few pixels."""
+    want = finer_long_side(loaded, boxes, config)
+    if want is None:
+        return loaded, boxes
+    finer = load_image(data, config, want)
+    if finer.image.size == loaded.image.size:
+        return loaded, boxes
+    fx = finer.image.width / loaded.image.width
+    fy = finer.image.height / loaded.image.height
+    width, height = finer.image.size
+    scaled = []
+    for b in boxes:
+        x, y = min(round(b.x * fx), width - 1), min(round(b.y * fy), height - 1)
+        scaled.append(Box(x, y, max(1, min(round(b.w * fx), width - x)), max(1, min(round(b.h * fy), height - y))))
+    return finer, scaled
+
+
 def _merge_warnings(*groups: list[QualityWarning]) -> list[QualityWarning]:
     """All warnings in order, one per code."""
     seen: set[str] = set()
@@ -94,12 +126,16 @@ def prepare(data: bytes, config: ClientConfig) -> Prepared:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     sha = hashlib.sha256(data).hexdigest()
-    loaded = load_image(data, config)
+    loaded = load_image(data, config, config.first_decode_long_side)
     timings["decode"] = _ms(t0)
 
     t0 = time.perf_counter()
     boxes = detect_faces(loaded.image, config)
     timings["faces"] = _ms(t0)
+
+    t0 = time.perf_counter()
+    loaded, boxes = decode_finer_for_faces(data, loaded, boxes, config)
+    timings["decode"] += _ms(t0)
 
     t0 = time.perf_counter()
     if boxes:

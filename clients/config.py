@@ -29,6 +29,10 @@ class ClientConfig:
     max_pixels: int = 50_000_000
     min_side: int = 64
     work_long_side: int = 2048
+    first_decode_long_side: int = 768
+    """A large JPEG is first decoded at the smallest DCT scale whose long side reaches this (a 12 MP photo:
+    1/4, 1000 px); it is decoded again at a larger scale only when a face's crop would be under the
+    model's input size there."""
     detect_long_side: int = 512
     max_faces: int = 20
     min_face_px: int = 24

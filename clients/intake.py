@@ -131,9 +131,16 @@ def _cmyk_to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(data: bytes, config: ClientConfig | None = None) -> LoadedImage:
-    """Decode an upload to an EXIF-oriented RGB working image, or raise the InvalidImage kind that says why not."""
+def load_image(data: bytes, config: ClientConfig | None = None, min_long_side: int | None = None) -> LoadedImage:
+    """Decode an upload to an EXIF-oriented RGB working image, or raise the InvalidImage kind that says why not.
+
+    A JPEG larger than config.work_long_side is decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose
+    long side still reaches `min_long_side` (default and cap: 3/4 of work_long_side, so a 12 MP photo
+    decodes at 1/2 scale); smaller images are decoded whole.
+    """
     config = config or ClientConfig()
+    usual = config.work_long_side * 3 // 4
+    min_long_side = usual if min_long_side is None else min(min_long_side, usual)
     img = _open(data, config)
     fmt = ACCEPTED_FORMATS[img.format]
     warnings: list[QualityWarning] = []
@@ -143,7 +150,7 @@ def load_image(data: bytes, config: ClientConfig | None = None) -> LoadedImage:
                                                    "only the first frame was checked."))
     w, h = img.size
     if fmt == "JPEG":
-        _draft(img, config.work_long_side * 3 // 4)  # a 12 MP photo decodes at 1/2 scale: ~2016 px long side
+        _draft(img, min_long_side if max(w, h) > config.work_long_side else usual)
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone relaxed Pillow process-wide: truncated files would pass
         log.warning("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True; truncated images will not be refused")
     try:

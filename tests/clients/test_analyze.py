@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from clients.analyze import analyze, analyze_async, centre_square
+from clients.analyze import analyze, analyze_async, centre_square, prepare
 from clients.config import ClientConfig
 from clients.errors import EmptyFile, NotAnImage
 from clients.grpc_client import AsyncDetectorClient, DetectorClient
@@ -105,3 +105,27 @@ def test_invalid_upload_is_refused_before_any_request():
             analyze(b"", "empty.jpg", client)
         with pytest.raises(NotAnImage):
             analyze(b"not an image at all" * 10, "x.jpg", client)
+
+
+def test_a_12_mp_photo_with_a_large_face_is_checked_from_a_quarter_scale_decode():
+    face = shared_faces(1, seed=3)[0]
+    data = encode(photo_with_faces([(face, (1200, 800, 1200))], size=(4000, 3000)), "JPEG", quality=90)
+    prep = prepare(data, ClientConfig())
+    assert prep.loaded.original_size == (4000, 3000)
+    assert max(prep.loaded.image.size) < ClientConfig().work_long_side // 2  # 1/4 scale: enough for this face
+    (box,) = prep.boxes
+    scale = prep.loaded.scale
+    assert abs(box.x / scale - 1200) < 150 and abs(box.w / scale - 1200) < 400  # the face, in original pixels
+    assert prep.crops[0].size == (IMAGE_SIZE, IMAGE_SIZE)  # downscaled to the model's size, never upscaled
+
+
+def test_a_small_face_in_a_12_mp_photo_is_cut_from_a_finer_decode():
+    face = shared_faces(1, seed=3)[0]
+    data = encode(photo_with_faces([(face, (1500, 1000, 260))], size=(4000, 3000)), "JPEG", quality=90)
+    prep = prepare(data, ClientConfig())
+    (box,) = prep.boxes
+    crop_side = prep.crop_boxes[0][2] - prep.crop_boxes[0][0]
+    assert crop_side >= IMAGE_SIZE  # as many pixels as the model takes, not an upscaled quarter-scale patch
+    assert max(prep.loaded.image.size) > 1000
+    assert abs(box.x / prep.loaded.scale - 1500) < 80  # boxes were carried over to the finer image
+    assert prep.loaded.image.crop(prep.crop_boxes[0]).size == (crop_side, crop_side)

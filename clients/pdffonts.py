@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import io
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +55,12 @@ LEAN_CHARS = frozenset([*range(0x20, 0x7F), *range(0xA0, 0x250), *range(0x370, 0
 """The lean source's characters: Latin (ASCII to Extended-B), Greek, Cyrillic, punctuation, currency
 signs and U+FFFD, enough for this project's own text and most file names."""
 
+CUT_CACHE_SIZE = 32
+"""Exact cuts kept per process (by font and glyph set): reports in one language mostly draw the same glyphs."""
+
 _LOCK = threading.Lock()
 _SHIPPED: dict[tuple[str, str, str], "_Shipped"] = {}
+_CUTS: "OrderedDict[tuple[str, frozenset[str]], tuple[bytes, tuple[str, ...]]]" = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -101,9 +105,34 @@ def embed_lean(pdf: FPDF) -> None:
         shipped = _by_file(font)
         if shipped is None or shipped.lean is None:
             continue
-        if set(font.subset.get_all_glyph_names()) <= shipped.lean_glyphs:
+        glyphs = frozenset(font.subset.get_all_glyph_names())
+        if glyphs <= shipped.lean_glyphs:
+            data, order = _exact_cut(shipped, glyphs)
             font.ttfont.close()
-            font.ttfont = _source(shipped.lean, shipped.lean_order)
+            font.ttfont = _source(data, order)
+
+
+def _exact_cut(shipped: _Shipped, glyphs: frozenset[str]) -> tuple[bytes, tuple[str, ...]]:
+    """The lean source cut to exactly `glyphs`, as fpdf2 would cut it; fpdf2's own subset of it is then cheap."""
+    key = (shipped.proto.fontkey, glyphs)
+    with _LOCK:
+        found = _CUTS.get(key)
+        if found is not None:
+            _CUTS.move_to_end(key)
+            return found
+    font = _source(shipped.lean, shipped.lean_order)
+    subsetter = ftsubset.Subsetter(ftsubset.Options(notdef_outline=True, recommended_glyphs=True))
+    subsetter.populate(glyphs=sorted(glyphs))
+    subsetter.subset(font)
+    order = tuple(font.getGlyphOrder())
+    buf = io.BytesIO()
+    font.save(buf)
+    found = (buf.getvalue(), order)
+    with _LOCK:
+        _CUTS[key] = found
+        while len(_CUTS) > CUT_CACHE_SIZE:
+            _CUTS.popitem(last=False)
+    return found
 
 
 def _by_file(font: object) -> _Shipped | None:

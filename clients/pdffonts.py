@@ -13,8 +13,11 @@ For a one-page report that was most of its time. Here:
 - when output() writes the file (`OutputProducer`, passed as its documented
   output_producer_class, runs after the last footer and the page-count substitution, so every
   glyph is known), each clone gets the smallest source that holds every glyph the document
-  used: the font cut once per process to LEAN_CHARS (under the whole font's glyph names, so
-  fpdf2's subset of it holds the same glyphs), or else the whole file. Bounding boxes are not recomputed
+  used: the font cut to exactly those glyphs, or else the whole file. The exact cut is made from
+  the lean source (the font cut once per process to LEAN_CHARS) under the whole font's glyph
+  names, so fpdf2's own subset of it holds the same glyphs and costs little; cuts are kept in a
+  small per-process LRU keyed by font and glyph set, so reports drawing the same glyphs share
+  one. Bounding boxes are not recomputed
   for the subset (the source font's boxes are kept, a valid superset), and the tables fpdf2 drops
   anyway are removed before subsetting, so fontTools does not parse them.
 

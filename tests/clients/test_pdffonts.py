@@ -31,6 +31,9 @@ def test_fpdf2_internals_the_font_cache_relies_on():
         f"TTFFont attributes changed: new {sorted(slots - pdffonts.SHARED_FONT_SLOTS - pdffonts.FRESH_FONT_SLOTS)}, "
         f"gone {sorted(pdffonts.SHARED_FONT_SLOTS | pdffonts.FRESH_FONT_SLOTS - slots)}")
     assert "output_producer_class" in inspect.signature(fpdf.FPDF.output).parameters
+    add_fonts = inspect.getsource(fpdf.output.OutputProducer._add_fonts)
+    assert "ftsubset.Subsetter(options)" in add_fonts and "subsetter.populate(glyphs=glyph_names)" in add_fonts
+    assert all(f'"{tag}"' in add_fonts for tag in pdffonts.FPDF_DROPPED_TABLES)
 
 
 def _embedded_fonts(pdf: bytes) -> dict[str, TTFont]:
@@ -132,3 +135,16 @@ def test_reports_rendered_at_once_from_threads_are_each_right():
     for (name, _), pdf in results.items():
         assert pdf == alone[name], name
         assert "Likely fake" in _text(pdf)[0]
+
+
+def test_a_report_drawing_known_glyphs_subsets_no_font_again(monkeypatch):
+    """The second report with the same glyphs reuses the cached cut, and fpdf2's no-op re-subset is skipped."""
+    from fontTools import subset as ftsubset
+
+    _report("same-glyphs.jpg")
+    calls = []
+    real = ftsubset.Subsetter.subset
+    monkeypatch.setattr(ftsubset.Subsetter, "subset", lambda self, font: calls.append(font) or real(self, font))
+    again = _report("same-glyphs.jpg")
+    assert calls == []
+    assert "Likely fake" in _text(again)[0]

@@ -13,7 +13,7 @@ from PIL import Image
 from clients import quality
 from clients.config import ClientConfig
 from clients.facecrop import Box, square_box
-from clients.faces import detect_faces
+from clients.faces import detect_faces, rescale_boxes
 from clients.grpc_client import Prediction
 from clients.intake import LoadedImage, load_image
 from clients.verdict import FaceResult, QualityWarning, Verdict
@@ -81,12 +81,12 @@ def finer_long_side(loaded: LoadedImage, boxes: list[Box], config: ClientConfig)
     if not boxes or loaded.format != "JPEG":
         return None
     long_side = max(loaded.image.size)
-    if long_side >= min(max(loaded.original_size), config.work_long_side * 3 // 4):
+    if long_side >= min(max(loaded.original_size), config.draft_long_side):
         return None  # already at full resolution or at the usual working scale
     smallest = min(max(b.w, b.h) * (1.0 + 2.0 * config.crop_margin) for b in boxes)
     if smallest >= IMAGE_SIZE:
         return None
-    return min(config.work_long_side * 3 // 4, int(long_side * IMAGE_SIZE / max(smallest, 1.0)) + 1)
+    return int(long_side * IMAGE_SIZE / max(smallest, 1.0)) + 1  # load_image caps it at the usual scale
 
 
 def decode_finer_for_faces(data: bytes, loaded: LoadedImage, boxes: list[Box],
@@ -98,14 +98,7 @@ def decode_finer_for_faces(data: bytes, loaded: LoadedImage, boxes: list[Box],
     finer = load_image(data, config, want)
     if finer.image.size == loaded.image.size:
         return loaded, boxes
-    fx = finer.image.width / loaded.image.width
-    fy = finer.image.height / loaded.image.height
-    width, height = finer.image.size
-    scaled = []
-    for b in boxes:
-        x, y = min(round(b.x * fx), width - 1), min(round(b.y * fy), height - 1)
-        scaled.append(Box(x, y, max(1, min(round(b.w * fx), width - x)), max(1, min(round(b.h * fy), height - y))))
-    return finer, scaled
+    return finer, rescale_boxes(boxes, loaded.image.size, finer.image.size)
 
 
 def _merge_warnings(*groups: list[QualityWarning]) -> list[QualityWarning]:

@@ -113,7 +113,7 @@ def scan_one(path: Path, client, config: ClientConfig, pdf_dir: Path | None) -> 
 def scan_all(files: list[Path], client, config: ClientConfig, pdf_dir: Path | None, jobs: int) -> Iterator[Outcome]:
     """Outcomes in file order with `jobs` files in flight; once MAX_UNAVAILABLE in a row found no detector,
     the files not yet started are skipped instead of each waiting out its own timeout."""
-    pending: deque[tuple[Path, Future]] = deque()
+    pending: deque[Future] = deque()
     todo = iter(files)
     unavailable = 0
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scan") as pool:
@@ -122,10 +122,10 @@ def scan_all(files: list[Path], client, config: ClientConfig, pdf_dir: Path | No
                 path = next(todo, None)
                 if path is None:
                     break
-                pending.append((path, pool.submit(scan_one, path, client, config, pdf_dir)))
+                pending.append(pool.submit(scan_one, path, client, config, pdf_dir))
             if not pending:
                 break
-            outcome = pending.popleft()[1].result()
+            outcome = pending.popleft().result()
             unavailable = unavailable + 1 if outcome.error_kind == DetectorUnavailable.__name__ else 0
             yield outcome
     for path in todo:

@@ -39,6 +39,11 @@ class ClientConfig:
     crop_margin: float = DEFAULT_MARGIN
     model_name: str = MODEL_NAME
 
+    @property
+    def draft_long_side(self) -> int:
+        """The long side a large JPEG is usually decoded to (3/4 of work_long_side: a 12 MP photo at 1/2 scale)."""
+        return self.work_long_side * 3 // 4
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "ClientConfig":
         """Defaults, then env vars (TF_SERVING_TARGET, DEEPFAKE_*), then explicit overrides."""

@@ -72,6 +72,13 @@ def _clamp_box(x: float, y: float, w: float, h: float, size: tuple[int, int]) ->
     return Box(x0, y0, x1 - x0, y1 - y0)
 
 
+def rescale_boxes(boxes: list[Box], from_size: tuple[int, int], to_size: tuple[int, int]) -> list[Box]:
+    """Boxes found on one rendition of an image, in the pixels of another (a larger decode of the same file)."""
+    fx, fy = to_size[0] / from_size[0], to_size[1] / from_size[1]
+    scaled = (_clamp_box(b.x * fx, b.y * fy, b.w * fx, b.h * fy, to_size) for b in boxes)
+    return [b for b in scaled if b is not None]
+
+
 def _detect_once(image: Image.Image, config: ClientConfig) -> list[Face]:
     """One MTCNN pass on a downscaled copy, boxes and landmarks mapped back to the image."""
     arr, scale = _detection_copy(image, config.detect_long_side)

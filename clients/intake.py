@@ -139,7 +139,7 @@ def load_image(data: bytes, config: ClientConfig | None = None, min_long_side: i
     decodes at 1/2 scale); smaller images are decoded whole.
     """
     config = config or ClientConfig()
-    usual = config.work_long_side * 3 // 4
+    usual = config.draft_long_side
     min_long_side = usual if min_long_side is None else min(min_long_side, usual)
     img = _open(data, config)
     fmt = ACCEPTED_FORMATS[img.format]

@@ -28,7 +28,7 @@ This relies on TTFFont's attributes (fpdf2 2.8.x; the same split its own __deepc
 FPDFRecorder), on output() embedding a subset of `font.ttfont` by glyph name through its module's
 `ftsubset` (Options, Subsetter.populate(glyphs=...), Subsetter.subset, then ttfont.save) with the
 options in `_fpdf_options`;
-tests/clients/test_report.py pins both and fails if fpdf2 changes them.
+tests/clients/test_pdffonts.py pins them and fails if fpdf2 changes them.
 """
 from __future__ import annotations
 

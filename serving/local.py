@@ -1018,7 +1018,8 @@ class ModelServer:
         sig = servable.signatures.get(sig_name)
         if sig is None:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f'Serving signature key "{shown_name(sig_name)}" not found. Known: {sorted(servable.signatures)}')
+                               f'Serving signature key "{shown_name(sig_name)}" not found. '
+                               f'Known: {sorted(servable.signatures)}')
         inputs, rows = self._validated_inputs(sig, request)
         wanted = list(request.output_filter) or list(sig.outputs)
         for name in wanted:
@@ -1145,6 +1146,7 @@ UNKNOWN_MODEL = "<unknown>"
 """Logs and metrics count requests for a model that is not served under this one label: a client choosing
 the name must not add a metrics series (memory) or write arbitrary text into the log per request."""
 SHOWN_NAME_CHARS = 64
+SHOWN_PATH_CHARS = 200
 
 
 def shown_name(name: str, limit: int = SHOWN_NAME_CHARS) -> str:
@@ -1299,13 +1301,13 @@ def make_rest_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
 
         def _dispatch(self, method: str) -> None:
             path = self.path.split("?")[0]
+            shown_path = shown_name(path, SHOWN_PATH_CHARS)
             if method == "GET" and server.cfg.metrics_path and path == server.cfg.metrics_path:
                 return self._send(200, server.metrics.prometheus(), "text/plain; version=0.0.4")
             m = route.match(path)
             try:
                 if not m:
-                    raise ServingError(grpc.StatusCode.NOT_FOUND,
-                                       f"Malformed request: {method} {shown_name(path, 200)}")
+                    raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {shown_path}")
                 name, version = m.group(1), (int(m.group(2)) if m.group(2) else None)
                 if method == "GET" and not m.group(3) and not m.group(4):
                     return self._send(200, rest_status(server, name, version))
@@ -1336,12 +1338,12 @@ def make_rest_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                     result = rest_predict(server, name, version, body)
                     server.metrics.count_request(name, grpc.StatusCode.OK)
                     return self._send(200, result)
-                raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {shown_name(path, 200)}")
+                raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {shown_path}")
             except ServingError as e:
-                log.info("rest %s %s -> %s: %s", method, shown_name(path, 200), e.code.name, e.message)
+                log.info("rest %s %s -> %s: %s", method, shown_path, e.code.name, e.message)
                 return self._send(_HTTP_FOR.get(e.code, HTTPStatus.INTERNAL_SERVER_ERROR), {"error": e.message})
             except Exception as e:  # noqa: BLE001
-                log.exception("rest %s %s -> INTERNAL", method, shown_name(path, 200))
+                log.exception("rest %s %s -> INTERNAL", method, shown_path)
                 return self._send(500, {"error": f"internal error: {type(e).__name__}"})
 
         def do_GET(self):  # noqa: N802

@@ -117,14 +117,47 @@ def _detect_padded(image: Image.Image, config: ClientConfig) -> list[Face]:
     return out
 
 
-def detect(image: Image.Image, config: ClientConfig | None = None) -> list[Face]:
-    """Every face in the image (largest first, at most config.max_faces), in the image's own pixels."""
+@dataclass(frozen=True)
+class FirstPass:
+    """The first detection pass, run on a coarser rendition of the image (a smaller JPEG decode of the same file).
+
+    A large JPEG's detection copy can be decoded directly at a small DCT scale while the working image is still
+    being decoded on another core: the faces found there are mapped to the working image once it is ready."""
+
+    size: tuple[int, int]
+    faces: list[Face]
+
+
+def first_pass(copy: Image.Image, config: ClientConfig | None = None) -> FirstPass:
+    """The usual first pass on a coarser rendition (its faces in its own pixels, the size filter left for later)."""
     config = config or ClientConfig()
-    faces = _detect_once(image, config) or _detect_finer(image, config) or _detect_padded(image, config)
+    return FirstPass(copy.size, _detect_once(copy, replace(config, min_face_px=0)))
+
+
+def _mapped(found: FirstPass, size: tuple[int, int], min_face_px: int) -> list[Face]:
+    """A first pass's faces in the pixels of the image of `size`, the size filter applied there."""
+    fx, fy = size[0] / found.size[0], size[1] / found.size[1]
+    out = []
+    for f in found.faces:
+        box = _clamp_box(f.box.x * fx, f.box.y * fy, f.box.w * fx, f.box.h * fy, size)
+        if box is None or max(box.w, box.h) < min_face_px:
+            continue
+        marks = {k: (int(round(x * fx)), int(round(y * fy))) for k, (x, y) in f.landmarks.items()}
+        out.append(Face(box, f.score, marks))
+    return out
+
+
+def detect(image: Image.Image, config: ClientConfig | None = None, found: FirstPass | None = None) -> list[Face]:
+    """Every face in the image (largest first, at most config.max_faces), in the image's own pixels.
+
+    `found`, a first pass already run on a coarser rendition, stands in for the first pass on the image."""
+    config = config or ClientConfig()
+    first = _detect_once(image, config) if found is None else _mapped(found, image.size, config.min_face_px)
+    faces = first or _detect_finer(image, config) or _detect_padded(image, config)
     faces.sort(key=lambda f: f.box.w * f.box.h, reverse=True)
     return faces[: config.max_faces]
 
 
-def detect_faces(image: Image.Image, config: ClientConfig | None = None) -> list[Box]:
+def detect_faces(image: Image.Image, config: ClientConfig | None = None, found: FirstPass | None = None) -> list[Box]:
     """Face boxes only (largest first, capped), for the crop rule in clients.facecrop."""
-    return [f.box for f in detect(image, config)]
+    return [f.box for f in detect(image, config, found)]

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
 from clients.config import ClientConfig
-from clients.errors import (CorruptImage, EmptyFile, FileTooLarge, ImageTooLarge, ImageTooSmall,
+from clients.errors import (CorruptImage, EmptyFile, FileTooLarge, ImageTooLarge, ImageTooSmall, InvalidImage,
                             NotAnImage)
 from clients.verdict import QualityWarning
 
@@ -92,6 +92,20 @@ def _draft(img: Image.Image, long_side: int) -> None:
         return
     f = long_side / max(w, h)
     img.draft("RGB", (max(1, int(w * f)), max(1, int(h * f))))
+
+
+def decoded_long_side(data: bytes, config: ClientConfig, min_long_side: int) -> int | None:
+    """The long side load_image(data, config, min_long_side) would decode to, read from the header alone.
+
+    None unless the upload is a JPEG large enough to be drafted (so two scales of it may be worth decoding)."""
+    try:
+        img = _open(data, config)
+    except InvalidImage:
+        return None
+    if ACCEPTED_FORMATS[img.format] != "JPEG" or max(img.size) <= config.work_long_side:
+        return None
+    _draft(img, min(min_long_side, config.draft_long_side))
+    return max(img.size)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

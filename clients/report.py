@@ -23,6 +23,7 @@ from PIL import Image
 
 from clients import overlay, pdffonts
 from clients.verdict import LABEL_WORDS, FaceResult, Verdict
+from clients.workers import background
 
 if TYPE_CHECKING:
     from clients.analyze import Analysis
@@ -102,7 +103,7 @@ def render_pdf(analysis: "Analysis", now: datetime | None = None) -> bytes:
     """The report of one analysis as PDF bytes; `now` (UTC) is printed and set as creation date."""
     now = _utc(now or datetime.now(timezone.utc))
     verdict = analysis.verdict
-    images = _encode_images(analysis)
+    images = background().submit(_encode_images, analysis)  # Pillow work, beside the page layout until needed
     pdf = _ReportPDF(verdict)
     pdf.set_creation_date(now)
     pdf.set_title(_safe(f"Deepfake check: {verdict.filename or 'image'}"))
@@ -114,8 +115,9 @@ def render_pdf(analysis: "Analysis", now: datetime | None = None) -> bytes:
     pdf.add_page()
     _header(pdf, now)
     _verdict_banner(pdf, verdict)
-    _thumbnail_and_details(pdf, verdict, images)
-    _faces_table(pdf, verdict, images)
+    encoded = images.result()
+    _thumbnail_and_details(pdf, verdict, encoded)
+    _faces_table(pdf, verdict, encoded)
     _warnings(pdf, verdict)
     _explanation(pdf, verdict)
     return bytes(pdf.output(output_producer_class=pdffonts.OutputProducer))

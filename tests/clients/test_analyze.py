@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 
 import pytest
@@ -129,3 +130,51 @@ def test_a_small_face_in_a_12_mp_photo_is_cut_from_a_finer_decode():
     assert max(prep.loaded.image.size) > 1000
     assert abs(box.x / prep.loaded.scale - 1500) < 80  # boxes were carried over to the finer image
     assert prep.loaded.image.crop(prep.crop_boxes[0]).size == (crop_side, crop_side)
+
+
+def _iou(a, b) -> float:
+    """Intersection over union of two Boxes."""
+    x0, y0 = max(a.x, b.x), max(a.y, b.y)
+    x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
+    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    return inter / float(a.w * a.h + b.w * b.h - inter)
+
+
+def test_a_12_mp_photo_is_searched_on_an_eighth_scale_decode_with_the_same_faces(monkeypatch):
+    import clients.analyze as analyze_module
+    from clients.faces import detect_faces, first_pass
+
+    a, b = shared_faces(2, seed=5)[:2]
+    data = encode(photo_with_faces([(a, (500, 700, 1100)), (b, (2600, 900, 700))], size=(4000, 3000)), "JPEG",
+                  quality=90)
+    searched = []
+    monkeypatch.setattr(analyze_module, "first_pass", lambda copy, config: searched.append(copy.size)
+                        or first_pass(copy, config))
+    timings = {"decode": 0.0}
+    loaded, boxes = analyze_module.decode_and_detect(data, ClientConfig(), timings)
+    assert searched == [(500, 375)]  # detection ran on the 1/8 decode, not on a downscaled working image
+    assert loaded.image.size == (1000, 750) and timings["decode"] > 0 and timings["faces"] > 0
+    alone = detect_faces(loaded.image, ClientConfig())  # the single-scale path on the working image
+    assert len(boxes) == len(alone) == 2
+    assert all(_iou(x, y) > 0.8 for x, y in zip(boxes, alone))
+
+
+def test_a_truncated_12_mp_jpeg_is_refused_on_the_two_scale_path():
+    from clients.errors import CorruptImage
+
+    data = encode(noise_photo((4000, 3000)), "JPEG", quality=90)
+    with pytest.raises(CorruptImage):
+        prepare(data[: len(data) // 2], ClientConfig())
+
+
+@pytest.mark.integration
+def test_quality_hints_computed_beside_the_request_reach_the_verdict(two_face_jpeg):
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(two_face_jpeg))
+    soft = encode(image.convert("RGB"), "JPEG", quality=8)  # heavy compression: a hint, never a refusal
+    with predict_server(scripted([0.1, 0.2])) as (target, _):
+        with DetectorClient(target, timeout_s=5) as client:
+            v = analyze(soft, "soft.jpg", client).verdict
+    assert "jpeg_compression" in [w.code for w in v.warnings]
+    assert v.timings_ms["quality"] > 0 and v.timings_ms["request"] > 0

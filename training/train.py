@@ -88,8 +88,10 @@ class TrainConfig:
     """Config fields that differ in stage 2 (e.g. milder augmentation or another sbi_fraction)."""
     select_metric: str = "val_auc"
     """What EarlyStopping, ModelCheckpoint and the stage-1-vs-stage-2 choice maximise: 'val_auc' (pooled over
-    sources) or 'val_source_auc' (mean over fake sources of AUC against the reals of the same source where there
-    are any, else against all reals: not rewarded for telling sources apart)."""
+    sources), 'val_source_auc' (mean over fake sources of AUC against the reals of the same source where there
+    are any, else against all reals: not rewarded for telling sources apart) or 'val_source_sbi_auc' (the same
+    mean with self-blended fakes of the validation reals as one more source: for leave-one-out runs, whose
+    remaining fake sources may be too easy to choose an epoch by)."""
     """Stop stage 2 before an epoch that would end after this wall time (the best checkpoint is kept)."""
     workers: int = 2
     verbose: int = 1
@@ -184,15 +186,17 @@ def stream_plan(samples: list[Sample], cfg: TrainConfig, n_items: int) -> dict:
     return _plan_rows(samples, idx, sbi, seeds)
 
 
-def make_dataset(plan: dict, cfg: TrainConfig, train: bool, batch: int):
-    """tf.data: read, decode (the serving ops), augment/self-blend in numpy, resize (the serving op), batch."""
+def make_dataset(plan: dict, cfg: TrainConfig, train: bool, batch: int, blend_only: bool = False):
+    """tf.data: read, decode (the serving ops), augment/self-blend in numpy, resize (the serving op), batch.
+
+    `blend_only` self-blends the plan's SBI rows and changes nothing else (clean validation pseudo-fakes)."""
     import cv2
     import tensorflow as tf
 
     from training.preprocess import resize
 
     cv2.setNumThreads(1)  # the tf.data workers already use every core; OpenCV's own threads only contend
-    aug_cfg = cfg.augment_config()
+    aug_cfg = AugmentConfig(enabled=False) if blend_only else cfg.augment_config()
 
     def _augment(img, sbi, seed):
         rng = np.random.default_rng(int(seed))
@@ -200,7 +204,7 @@ def make_dataset(plan: dict, cfg: TrainConfig, train: bool, batch: int):
 
     def _load(row):
         img = tf.io.decode_image(tf.io.read_file(row["path"]), channels=3, expand_animations=False, dtype=tf.uint8)
-        if train:
+        if train or blend_only:
             img = tf.numpy_function(_augment, [img, row["sbi"], row["seed"]], tf.uint8, stateful=False)
         img.set_shape([None, None, 3])
         return resize(tf.cast(img, tf.float32)), row["label"]
@@ -216,6 +220,13 @@ def clean_plan(samples: list[Sample]) -> dict:
     """Validation views: decode and resize only, exactly what `from_bytes` does."""
     n = len(samples)
     return _plan_rows(samples, np.arange(n), np.zeros(n, bool), np.zeros(n, np.int64))
+
+
+def sbi_plan(samples: list[Sample], seed: int) -> dict:
+    """Validation pseudo-fakes: one self-blended view of every real, with fixed seeds (the same every epoch)."""
+    reals = np.array([i for i, s in enumerate(samples) if s.label == 0], dtype=np.int64)
+    seeds = np.random.default_rng([seed, 4]).integers(0, 2**62, len(reals))
+    return _plan_rows(samples, reals, np.ones(len(reals), bool), seeds)
 
 
 # Metrics ------------------------------------------------------------------------------------
@@ -270,8 +281,23 @@ def source_auc(metrics: dict) -> float:
 
 
 def selection_score(metrics: dict, metric: str) -> float:
-    """The number a run maximises, from per_source_metrics output."""
-    return source_auc(metrics) if metric == "val_source_auc" else metrics["overall"]["auc"]
+    """The number a run maximises, from val_metrics output."""
+    return source_auc(metrics) if metric in ("val_source_auc", "val_source_sbi_auc") else metrics["overall"]["auc"]
+
+
+def val_metrics(model, val: list[Sample], cfg: TrainConfig) -> dict:
+    """Per-source validation metrics, with a 'self_blended' pseudo-source when the run selects by it."""
+    probs = predict_val(model, val, cfg)
+    metrics = per_source_metrics(val, probs)
+    if cfg.select_metric == "val_source_sbi_auc":
+        plan = sbi_plan(val, cfg.seed)
+        ds = make_dataset(plan, cfg, train=False, batch=64, blend_only=True).map(lambda x, y: x)
+        fake = model.predict(ds, verbose=0).reshape(-1)
+        real = probs[np.array([s.label == 0 for s in val])]
+        value = auc(np.r_[np.zeros(len(real)), np.ones(len(fake))], np.r_[real, fake])
+        metrics["self_blended"] = {"n": int(len(fake)), "accuracy": float((fake >= 0.5).mean()),
+                                   "auc_same_source": value, "auc_vs_all_reals": value}
+    return metrics
 
 
 class SourceAUC:
@@ -283,11 +309,10 @@ class SourceAUC:
 
         class _SourceAUC(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
-                probs = predict_val(self.model, val, cfg)
-                m = per_source_metrics(val, probs)
+                m = val_metrics(self.model, val, cfg)
                 if logs is not None:
-                    logs["val_source_auc"] = source_auc(m)
-                log(f"epoch {epoch + 1}: val_source_auc {source_auc(m):.4f} "
+                    logs[cfg.select_metric] = source_auc(m)
+                log(f"epoch {epoch + 1}: {cfg.select_metric} {source_auc(m):.4f} "
                     + " ".join(f"{k}={v.get('auc_same_source', v.get('auc_vs_all_reals', float('nan'))):.4f}"
                                for k, v in m.items() if isinstance(v, dict) and "auc_vs_all_reals" in v))
 
@@ -562,7 +587,7 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
     if "stage2_best_auc" in state:
         monitor.best = float(state["stage2_best_auc"])
     callbacks = [
-        *([SourceAUC.make(val, cfg)] if metric != "val_auc" else []),
+        *([SourceAUC.make(val, base_cfg)] if metric != "val_auc" else []),
         monitor,
         keras.callbacks.EarlyStopping(monitor=metric, mode="max", patience=cfg.finetune_patience),
         StateSaver.make(out_dir, "stage2", metric),
@@ -615,8 +640,7 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> Path:
         state["stage1_history"] = history["stage1"]
         _write_state(out_dir, state)
     started = time.time()
-    probs1 = predict_val(model, val_s, config)
-    metrics = {"stage1": per_source_metrics(val_s, probs1)}
+    metrics = {"stage1": val_metrics(model, val_s, config)}
     log(f"stage 1 validation: {json.dumps(metrics['stage1'])}")
     final_src = stage1_path
 
@@ -626,8 +650,7 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> Path:
         best = out_dir / "checkpoints" / "stage2_best.keras"
         if best.exists():
             model.load_weights(best)
-            probs2 = predict_val(model, val_s, config)
-            metrics["stage2"] = per_source_metrics(val_s, probs2)
+            metrics["stage2"] = val_metrics(model, val_s, config)
             log(f"stage 2 validation: {json.dumps(metrics['stage2'])}")
             metrics["selection"] = {name: selection_score(metrics[name], config.select_metric)
                                     for name in ("stage1", "stage2")}

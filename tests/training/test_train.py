@@ -102,3 +102,35 @@ def test_short_run_on_shared_faces(tmp_path):
     path = train(cfg, tmp_path / "run")
     metrics = json.loads((tmp_path / "run" / "val_metrics.json").read_text())
     assert path.exists() and set(metrics["stage1"]) >= {"overall", "dfdc", "utkface", "mobilestylegan"}
+
+
+def test_self_blended_validation_fakes_come_from_the_reals_with_fixed_seeds(tmp_path):
+    from training.train import prepare_samples, sbi_plan
+
+    data = _tiny_flat_set(tmp_path / "data")
+    _, val = prepare_samples(_tiny_config(data))
+    plan = sbi_plan(val, seed=7)
+    reals = [s.path for s in val if s.label == 0]
+    assert list(plan["path"]) == reals and plan["sbi"].all() and (plan["label"] == 1).all()
+    assert (plan["seed"] == sbi_plan(val, seed=7)["seed"]).all()  # the same pseudo-fakes every epoch
+    assert not (plan["seed"] == sbi_plan(val, seed=8)["seed"]).all()
+
+
+def test_leave_one_out_run_selects_by_self_blended_fakes_too(tmp_path):
+    from training.train import prepare_samples, selection_score
+
+    data = _tiny_flat_set(tmp_path / "data")
+    out = tmp_path / "run"
+    cfg = _tiny_config(data, select_metric="val_source_sbi_auc")
+    n_val_reals = sum(1 for s in prepare_samples(cfg)[1] if s.label == 0)
+    train(cfg, out)
+    metrics = json.loads((out / "val_metrics.json").read_text())
+    for stage in ("stage1", "stage2"):
+        blended = metrics[stage]["self_blended"]
+        assert blended["n"] == n_val_reals  # one pseudo-fake per validation real
+        assert 0.0 <= blended["auc_same_source"] <= 1.0
+        others = [v["auc_vs_all_reals"] for k, v in metrics[stage].items()
+                  if isinstance(v, dict) and "auc_vs_all_reals" in v and k != "self_blended"]
+        expected = float(np.mean(others + [blended["auc_same_source"]]))
+        assert selection_score(metrics[stage], "val_source_sbi_auc") == pytest.approx(expected)
+        assert metrics["selection"][stage] == pytest.approx(expected)

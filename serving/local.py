@@ -16,6 +16,7 @@ import argparse
 import base64
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import os
@@ -61,26 +62,36 @@ def release_free_memory() -> None:
 
 
 def lean_server_process() -> None:
-    """Trim the server process before TensorFlow is imported: no Keras, fewer malloc arenas.
+    """Trim the server process before TensorFlow is imported: no public API, no Keras, fewer malloc arenas.
 
     `import tensorflow` eagerly imports Keras 3 (and with it pandas, matplotlib, ...: ~2 s of CPU and
     ~170 MiB resident here) although this server only runs SavedModels through a TF1 session and never
-    touches tf.keras; marking `keras` as absent makes TensorFlow skip it (its import is optional).
+    touches tf.keras; marking `keras` as absent makes TensorFlow skip it (its import is optional), and
+    the public API itself is not built either (`tf_runtime.skip_public_api`: ~2 s and ~120 MiB more).
     Only for the server's own process (`python -m serving.local`), never for a program importing this module."""
     sys.modules.setdefault("keras", None)
+    tf_runtime.skip_public_api()
     libc = _libc()
     if libc is not None:
         libc.mallopt(M_ARENA_MAX, SERVER_MALLOC_ARENAS)
 
+
+from serving import tf_runtime  # noqa: E402  (lean_server_process runs before any TensorFlow import)
 
 if __name__ == "__main__":
     lean_server_process()
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2  # noqa: E402
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
+from tensorflow.core.protobuf import config_pb2  # noqa: E402
+from tensorflow.python.client import session as tf_session  # noqa: E402
+from tensorflow.python.framework import config as tf_config  # noqa: E402
+from tensorflow.python.framework import dtypes, errors, ops, tensor_util  # noqa: E402
+from tensorflow.python.lib.io import tf_record  # noqa: E402
+from tensorflow.python.platform import tf_logging  # noqa: E402
+from tensorflow.python.saved_model import loader as saved_model_loader  # noqa: E402
 from tensorflow_serving.apis import (  # noqa: E402
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -416,7 +427,7 @@ class TensorSpec:
     """What a signature expects for one input: dtype and shape (-1 = any)."""
 
     alias: str
-    dtype: tf.DType
+    dtype: dtypes.DType
     shape: tuple[int, ...] | None
 
     @functools.cached_property
@@ -427,7 +438,7 @@ class TensorSpec:
     @functools.cached_property
     def np_dtype(self) -> np.dtype | None:
         """The numpy dtype tensor_content is read as (None: strings, which have no tensor_content)."""
-        return None if self.dtype == tf.string else np.dtype(self.dtype.as_numpy_dtype)
+        return None if self.dtype == dtypes.string else np.dtype(self.dtype.as_numpy_dtype)
 
     def describe(self) -> str:
         """e.g. `image` float32 [-1,224,224,3]."""
@@ -453,7 +464,7 @@ class Signature:
 def _spec_of(alias: str, info) -> TensorSpec:
     """TensorSpec from a SignatureDef's TensorInfo."""
     shape = None if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim)
-    return TensorSpec(alias, tf.dtypes.as_dtype(info.dtype), shape)
+    return TensorSpec(alias, dtypes.as_dtype(info.dtype), shape)
 
 
 def _dims_of(proto) -> tuple[int, ...]:
@@ -467,7 +478,7 @@ def _ndarray_of(proto, spec: TensorSpec, dims: tuple[int, ...]) -> np.ndarray:
         content = proto.tensor_content  # read once: each read of a bytes field makes a new bytes object
         if content:
             return np.frombuffer(content, dtype=spec.np_dtype).reshape(dims)
-    return tf.make_ndarray(proto)
+    return tensor_util.MakeNdarray(proto)
 
 
 _CONTENT_DTYPES = ("float32", "float64", "float16", "int8", "int16", "int32", "int64", "uint8", "uint32", "uint64")
@@ -482,7 +493,7 @@ def _content_enum(dtype: np.dtype) -> int | None:
     """The DataType enum of a numeric numpy dtype sent as tensor_content (None: let make_tensor_proto do it)."""
     if dtype.name not in _CONTENT_DTYPES or dtype.byteorder == ">" or sys.byteorder != "little":
         return None
-    return tf.dtypes.as_dtype(dtype).as_datatype_enum
+    return dtypes.as_dtype(dtype).as_datatype_enum
 
 
 def _fill_tensor_proto(proto, arr: np.ndarray) -> None:
@@ -491,7 +502,7 @@ def _fill_tensor_proto(proto, arr: np.ndarray) -> None:
     enum = _content_enum(arr.dtype)
     scalar_field = _SCALAR_FIELDS.get(arr.dtype.name) if arr.size == 1 else None
     if enum is None or (arr.size == 1 and scalar_field is None):
-        proto.CopyFrom(tf.make_tensor_proto(arr))
+        proto.CopyFrom(tensor_util.make_tensor_proto(arr))
         return
     proto.dtype = enum
     for d in arr.shape:
@@ -657,7 +668,7 @@ def _copy_message(msg: Any) -> Any:
     return out
 
 
-def _session_runner(session: tf.compat.v1.Session, graph: tf.Graph,
+def _session_runner(session: tf_session.Session, graph: ops.Graph,
                     sig: Signature) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
     """One signature's model call with its feeds and fetches resolved once, not on every request.
 
@@ -693,10 +704,10 @@ class Servable:
         self._idle = threading.Condition(self._lock)
         # Loaded the way tensorflow_model_server loads it (a session on the MetaGraph, variables
         # restored by the SavedModel's saver), so a version that TF Serving could not run fails here too.
-        self._graph = tf.Graph()
-        self._session = tf.compat.v1.Session(graph=self._graph, config=session_config(cfg))
+        self._graph = ops.Graph()
+        self._session = tf_session.Session(graph=self._graph, config=session_config(cfg))
         with self._graph.as_default():
-            meta = tf.compat.v1.saved_model.loader.load(self._session, ["serve"], str(path))
+            meta = saved_model_loader.load(self._session, ["serve"], str(path))
         # Own copies of the SignatureDefs, so the MetaGraphDef (graph and function library, now in the session) is freed.
         self.signature_defs = {key: _copy_message(sd) for key, sd in meta.signature_def.items()}
         del meta
@@ -725,7 +736,7 @@ class Servable:
         """One model call, with TensorFlow's input errors turned into INVALID_ARGUMENT."""
         try:
             return self._runners[signature](inputs)
-        except tf.errors.InvalidArgumentError as e:
+        except errors.InvalidArgumentError as e:
             first_line = (e.message or "").strip().split("\n")[0][:300]
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"signature {signature!r} could not process its input: {first_line}") from None
@@ -768,8 +779,8 @@ class Servable:
             return 0
         by_signature: dict[str, list[predict_pb2.PredictRequest]] = {}
         n = 0
-        for record in tf.data.TFRecordDataset(str(path)).take(MAX_WARMUP_RECORDS):
-            entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        for record in itertools.islice(tf_record.tf_record_iterator(str(path)), MAX_WARMUP_RECORDS):
+            entry = prediction_log_pb2.PredictionLog.FromString(record)
             if entry.WhichOneof("log_type") != "predict_log":
                 raise ValueError(f"warm-up record {n}: only predict_log records are supported")
             req = entry.predict_log.request
@@ -1049,7 +1060,7 @@ class ModelServer:
             spec = sig.inputs[alias]
             if proto.dtype != spec.enum:
                 try:
-                    got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "DT_INVALID"
+                    got = dtypes.as_dtype(proto.dtype).name if proto.dtype else "DT_INVALID"
                 except TypeError:  # an enum value no dtype has (a hostile or corrupt request)
                     got = f"unknown dtype enum {proto.dtype}"
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
@@ -1251,13 +1262,13 @@ def rest_predict(server: ModelServer, name: str, version: int | None, body: dict
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"input tensor alias not found in signature: {alias}")
             try:
-                arr = np.asarray(_json_value(value), dtype=object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype)
+                arr = np.asarray(_json_value(value), dtype=object if spec.dtype == dtypes.string else spec.dtype.as_numpy_dtype)
             except (ValueError, TypeError):
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"input {spec.describe()}: JSON value has the wrong type or shape") from None
-            request.inputs[alias].CopyFrom(tf.make_tensor_proto(arr, dtype=spec.dtype))
+            request.inputs[alias].CopyFrom(tensor_util.make_tensor_proto(arr, dtype=spec.dtype))
         resp = server.predict_on(servable, request)
-    outputs = {k: _to_json(tf.make_ndarray(v)) for k, v in resp.outputs.items()}
+    outputs = {k: _to_json(tensor_util.MakeNdarray(v)) for k, v in resp.outputs.items()}
     if not row_format:
         return {"outputs": outputs}
     n = len(next(iter(outputs.values()))) if outputs else 0
@@ -1357,7 +1368,7 @@ def make_rest_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
 
 # Running it --------------------------------------------------------------------------------------
 
-def session_config(cfg: ServerConfig) -> tf.compat.v1.ConfigProto:
+def session_config(cfg: ServerConfig) -> config_pb2.ConfigProto:
     """Session thread pools sized for the machine (2 cores here), as tensorflow_model_server's flags do.
 
     Grappler's graph-level pass is off: a SavedModel's signature is one call of a function, which the
@@ -1365,7 +1376,7 @@ def session_config(cfg: ServerConfig) -> tf.compat.v1.ConfigProto:
     (same ops run per step, checked from step traces) yet cost ~0.3 s of CPU on each new feed/fetch set,
     three of them at load (restore, init, first call): ~1 s of the cold start."""
     cores = os.cpu_count() or 2
-    config = tf.compat.v1.ConfigProto(
+    config = config_pb2.ConfigProto(
         intra_op_parallelism_threads=cfg.intra_op_threads or cores,
         inter_op_parallelism_threads=cfg.inter_op_threads or min(2, cores),
     )
@@ -1376,9 +1387,9 @@ def session_config(cfg: ServerConfig) -> tf.compat.v1.ConfigProto:
 def configure_tensorflow(cfg: ServerConfig) -> None:
     """Thread pools sized for the machine (2 cores here), set before TensorFlow starts its runtime."""
     cores = os.cpu_count() or 2
-    tf.get_logger().setLevel("ERROR")  # the TF1-style loader's deprecation notices are not events
-    tf.config.threading.set_intra_op_parallelism_threads(cfg.intra_op_threads or cores)
-    tf.config.threading.set_inter_op_parallelism_threads(cfg.inter_op_threads or min(2, cores))
+    tf_logging.get_logger().setLevel("ERROR")  # the TF1-style loader's deprecation notices are not events
+    tf_config.set_intra_op_parallelism_threads(cfg.intra_op_threads or cores)
+    tf_config.set_inter_op_parallelism_threads(cfg.inter_op_threads or min(2, cores))
 
 
 def build_grpc_server(model_server: ModelServer, cfg: ServerConfig) -> tuple[grpc.Server, int]:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from bench import depsize, e2e, environment, inputs, model, raw, report, served
 from bench.server import Server, rss_parts_mb
-from serving import contract
 
 log = logging.getLogger("bench")
 REPO = Path(__file__).resolve().parents[1]

@@ -34,33 +34,6 @@ from typing import Any, Callable, Iterator
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ chatter out of our log lines
 
-M_ARENA_MAX = -8
-"""glibc mallopt() parameter: the most malloc arenas threads may spread over."""
-SERVER_MALLOC_ARENAS = 2
-"""One arena per core: glibc's default (8 per core) lets the gRPC, batch and TensorFlow threads each keep
-their own partly free heap, which shows up as resident memory and buys nothing on 2 cores."""
-
-
-@functools.lru_cache(maxsize=1)
-def _libc() -> Any:
-    """glibc's functions via ctypes (opened once: the server trims after every burst), or None where the C
-    library is not glibc (then memory tuning is skipped)."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None)
-        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
-    except (OSError, AttributeError):
-        return None
-
-
-def release_free_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc keeps them otherwise): after a load, an unload or a burst."""
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
-
-
 def lean_server_process() -> None:
     """Trim the server process before TensorFlow is imported: no public API, no Keras, fewer malloc arenas.
 
@@ -71,12 +44,10 @@ def lean_server_process() -> None:
     Only for the server's own process (`python -m serving.local`), never for a program importing this module."""
     sys.modules.setdefault("keras", None)
     tf_runtime.skip_public_api()
-    libc = _libc()
-    if libc is not None:
-        libc.mallopt(M_ARENA_MAX, SERVER_MALLOC_ARENAS)
+    memory.limit_arenas()
 
 
-from serving import tf_runtime  # noqa: E402  (lean_server_process runs before any TensorFlow import)
+from serving import memory, tf_runtime  # noqa: E402  (lean_server_process runs before any TensorFlow import)
 
 if __name__ == "__main__":
     lean_server_process()
@@ -455,6 +426,8 @@ class Signature:
     outputs: tuple[str, ...]
     feeds: dict[str, str]
     fetches: dict[str, str]
+    empty_answer: dict[str, np.ndarray] | None = None
+    """The answer to a 0-row request, where every output's shape is known but for the batch dimension."""
 
     def expected(self) -> str:
         """The inputs it takes, for error messages."""
@@ -465,6 +438,22 @@ def _spec_of(alias: str, info) -> TensorSpec:
     """TensorSpec from a SignatureDef's TensorInfo."""
     shape = None if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim)
     return TensorSpec(alias, dtypes.as_dtype(info.dtype), shape)
+
+
+def _empty_answer(outputs) -> dict[str, np.ndarray] | None:
+    """0-row arrays shaped like a signature's outputs (None where a shape is unknown past the batch dimension).
+
+    A 0-row request is answered from these without running the model, as TF Serving answers it: TensorFlow's
+    oneDNN kernels (on by default on x86) fail on an empty batch on some CPUs (AVX-512 ones: "Incompatible
+    shapes: [0,224,224,3] vs. [16]" from a fused batch norm), where the reference kernels return 0 rows."""
+    answer = {}
+    for alias, info in outputs.items():
+        spec = _spec_of(alias, info)
+        if not spec.shape or any(d < 0 for d in spec.shape[1:]):
+            return None
+        dtype = object if spec.np_dtype is None else spec.np_dtype
+        answer[alias] = np.zeros((0, *spec.shape[1:]), dtype)
+    return answer
 
 
 def _dims_of(proto) -> tuple[int, ...]:
@@ -721,6 +710,7 @@ class Servable:
                 tuple(sorted(sd.outputs.keys())),
                 {alias: info.name for alias, info in sd.inputs.items()},
                 {alias: info.name for alias, info in sd.outputs.items()},
+                _empty_answer(sd.outputs),
             )
         self._runners = {key: _session_runner(self._session, self._graph, sig) for key, sig in self.signatures.items()}
         self._batchers: dict[str, Batcher] = {}
@@ -742,9 +732,12 @@ class Servable:
                                f"signature {signature!r} could not process its input: {first_line}") from None
 
     def predict(self, signature: str, inputs: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
-        """Run through the batcher when batching is on (empty batches go straight to the model)."""
+        """Run through the batcher when batching is on (empty batches are answered at once: `_empty_answer`)."""
+        if rows == 0:
+            empty = self.signatures[signature].empty_answer
+            return self.run(signature, inputs) if empty is None else dict(empty)
         batcher = self._batchers.get(signature)
-        if batcher is None or rows == 0:
+        if batcher is None:
             return self.run(signature, inputs)
         return batcher.submit(inputs, rows)
 
@@ -944,6 +937,7 @@ class ModelManager:
         try:
             servable = Servable(self.name, version, path, self._cfg, self._metrics)
             t1 = time.monotonic()
+            dropped = memory.drop_load_only_code()
             n = servable.warm_up(self._warmup)
         except Exception as e:  # noqa: BLE001 - a bad version must not take the server down
             self._failed[version] = fp
@@ -954,10 +948,10 @@ class ModelManager:
         with self._lock:
             self._servables[version] = servable
         self.states[version] = VersionState(State.AVAILABLE)
-        log.info("model=%s version=%d AVAILABLE (load %.2fs, %d warm-up requests %.2fs)",
-                 self.name, version, t1 - t0, n, time.monotonic() - t1)
+        log.info("model=%s version=%d AVAILABLE (load %.2fs%s, %d warm-up requests %.2fs)",
+                 self.name, version, t1 - t0, dropped, n, time.monotonic() - t1)
         self._on_change()
-        release_free_memory()  # what loading and warm-up freed: not kept resident while serving
+        memory.release_free_memory()  # what loading and warm-up freed: not kept resident while serving
 
     def _unload(self, version: int) -> None:
         """Stop routing to a version, let its in-flight requests finish, then drop it."""
@@ -968,7 +962,7 @@ class ModelManager:
         log.info("model=%s version=%d unloading", self.name, version)
         servable.drain()
         del servable
-        release_free_memory()
+        memory.release_free_memory()
         self.states[version] = VersionState(State.END)
         log.info("model=%s version=%d unloaded", self.name, version)
 
@@ -1419,7 +1413,7 @@ def _trim_after_burst(metrics: Metrics, seen: int, trimmed_at: int) -> tuple[int
     Returns the new (seen, trimmed_at) counts."""
     now = metrics.answered()
     if now == seen and now != trimmed_at and metrics.inflight == 0:
-        release_free_memory()
+        memory.release_free_memory()
         return now, now
     return now, trimmed_at
 

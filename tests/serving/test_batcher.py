@@ -149,7 +149,7 @@ def test_request_tensors_read_as_make_ndarray_reads_them():
 
 def test_memory_is_trimmed_once_after_a_burst_never_during_it(monkeypatch):
     trims = []
-    monkeypatch.setattr(local, "release_free_memory", lambda: trims.append(1))
+    monkeypatch.setattr(local.memory, "release_free_memory", lambda: trims.append(1))
     metrics = local.Metrics()
     seen = trimmed = metrics.answered()
     seen, trimmed = local._trim_after_burst(metrics, seen, trimmed)  # noqa: SLF001 - idle from the start

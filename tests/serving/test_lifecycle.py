@@ -135,7 +135,9 @@ def test_new_version_taken_up_under_load_without_a_failed_request(server):
 def test_sigterm_drains_in_flight_requests_and_exits_0(server):
     proc, stubs = server
     answers, errors = [], []
-    big = request(inputs={contract.INPUT_PIXELS: pixels(16, seed=9)})
+    # 64 rows each (~0.3 s of model time apiece on a fast 2-core CPU): all four are surely in flight together
+    # for a while, which the 20 ms poll below must see before SIGTERM is sent.
+    big = request(inputs={contract.INPUT_PIXELS: pixels(64, seed=9)})
 
     def one() -> None:
         try:
@@ -154,7 +156,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(server):
     for t in threads:
         t.join()
     assert not errors, errors
-    assert answers == [(16,)] * 4
+    assert answers == [(64,)] * 4
     logs = proc.logs()
     assert "received SIGTERM: draining" in logs and "stopped cleanly" in logs
     with pytest.raises(grpc.RpcError):

@@ -98,3 +98,13 @@ def measure(servable, pixels: np.ndarray, crop_png: bytes, rounds: int, calls_b1
             "counted. A variant signature cannot be timed by fetching fewer outputs: the signature is one "
             "function call, the session runs all of it (1327 vs 1326 nodes).")
     return RawFigures(throughput, latency, note, gradcam)
+
+
+def measure_version(base: Path, version: int, pixels: np.ndarray, crop_png: bytes, rounds: int, calls_b1: int,
+                    calls_b32: int) -> RawFigures:
+    """Load, measure and close: the whole raw measurement, as one call a child process can make."""
+    servable = load_servable(base, version)
+    try:
+        return measure(servable, pixels, crop_png, rounds, calls_b1, calls_b32)
+    finally:
+        servable.drain(timeout=5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,15 @@ def test_file_mappings_selects_only_the_files_asked_for():
     assert memory.file_mappings(MAPS, "/nothing/") == []
 
 
+@pytest.fixture
+def disk_dir():
+    """A directory on the repository's disk: /tmp may be tmpfs, whose pages no swap-less kernel can reclaim."""
+    path = Path(__file__).resolve().parents[2] / "build" / "test-memory"
+    path.mkdir(parents=True, exist_ok=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def mapping_rss_kib(path: Path) -> int:
     """Resident KiB of this process's mappings of `path`, from /proc/self/smaps."""
     total, inside = 0, False
@@ -41,9 +51,9 @@ def mapping_rss_kib(path: Path) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's /proc/self/smaps")
-def test_page_out_hands_a_mapped_files_pages_back_and_keeps_every_byte(tmp_path):
+def test_page_out_hands_a_mapped_files_pages_back_and_keeps_every_byte(disk_dir):
     """What the server does to TensorFlow's library after loading: RSS drops, the content reads back the same."""
-    path = tmp_path / "libfake.so"
+    path = disk_dir / "libfake.so"
     data = hashlib.sha256(b"seed").digest() * (32 * 1024 * 1024 // 32)  # 32 MiB
     with open(path, "wb") as f:
         f.write(data)

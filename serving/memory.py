@@ -87,11 +87,11 @@ def page_out_libraries(path_part: str = TENSORFLOW_LIBRARIES) -> int:
 
     Returns how many mappings it was accepted for (0: nothing to do, or not supported here)."""
     libc = _libc()
+    if libc is None:
+        return 0
     try:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
-        return 0
-    if libc is None:
         return 0
     done = 0
     for start, end in file_mappings(maps, path_part):

@@ -1,6 +1,7 @@
 """Raw in-process speed of the SavedModel, loaded exactly as the local server loads it (TF1 session, same threads)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,22 +21,23 @@ class RawFigures:
     gradcam_share_pct: dict[str, Summary]
 
 
-def configure_threads() -> None:
-    """The server's thread settings for this process's eager runtime (a no-op once TensorFlow has started)."""
-    from serving import local
-
-    try:
-        local.configure_tensorflow(local.ServerConfig())
-    except RuntimeError:
-        pass  # already initialised (e.g. by the stand-in export); sessions still get session_config's pools
+SERVER_THREADS = None
+"""`intra_op_threads` meaning the server's own default (serving.local.DEFAULT_INTRA_OP_THREADS)."""
+TENSORFLOW_THREADS = 0
+"""`intra_op_threads` meaning TensorFlow's own choice: one thread per core."""
 
 
-def load_servable(base: Path, version: int):
+def load_servable(base: Path, version: int, intra_op_threads: int | None = SERVER_THREADS):
     """A serving.local.Servable (batching off): the very session.run the server makes, minus gRPC."""
     from serving import local
 
     cfg = local.ServerConfig()
-    configure_threads()
+    if intra_op_threads is not None:
+        cfg = dataclasses.replace(cfg, intra_op_threads=intra_op_threads)
+    try:
+        local.configure_tensorflow(cfg)
+    except RuntimeError:
+        pass  # already initialised (e.g. by the stand-in export); sessions still get session_config's pools
     return local.Servable(contract.MODEL_NAME, version, base / str(version), cfg, local.Metrics())
 
 
@@ -101,9 +103,9 @@ def measure(servable, pixels: np.ndarray, crop_png: bytes, rounds: int, calls_b1
 
 
 def measure_version(base: Path, version: int, pixels: np.ndarray, crop_png: bytes, rounds: int, calls_b1: int,
-                    calls_b32: int) -> RawFigures:
+                    calls_b32: int, intra_op_threads: int | None = SERVER_THREADS) -> RawFigures:
     """Load, measure and close: the whole raw measurement, as one call a child process can make."""
-    servable = load_servable(base, version)
+    servable = load_servable(base, version, intra_op_threads)
     try:
         return measure(servable, pixels, crop_png, rounds, calls_b1, calls_b32)
     finally:

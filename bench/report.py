@@ -58,8 +58,10 @@ def targets(res: "Results") -> dict[str, tuple[float, bool, str]]:
 
 
 def raw_b32_bytes(res: "Results") -> Summary:
-    """Raw from_bytes batch-32 throughput with every output: what the served path is compared with."""
-    return res.raw.throughput[f"{contract.SIGNATURE_BYTES} b32"]
+    """Raw from_bytes batch-32 throughput, the faster of the server's thread setting and TensorFlow's own (one
+    thread per core, which suits one big batch better): the model's best speed is what serving is held to."""
+    key = f"{contract.SIGNATURE_BYTES} b32"
+    return max((r.throughput[key] for r in (res.raw, res.raw_tf_threads) if r is not None), key=lambda s: s.median)
 
 
 def served_ratio(res: "Results") -> float:
@@ -80,6 +82,11 @@ def figures_table(res: "Results") -> list[str]:
     for key, s in res.raw.throughput.items():
         sig, batch = key.split(" ")
         rows.append(_row(["1", f"raw {sig} batch {batch[1:]} (img/s)", f"{s.median:.1f}", _spread(s), str(s.n), ""]))
+    if res.raw_tf_threads is not None:
+        for key, s in res.raw_tf_threads.throughput.items():
+            sig, batch = key.split(" ")
+            rows.append(_row(["1", f"raw {sig} batch {batch[1:]}, TensorFlow's threads (one per core) (img/s)",
+                              f"{s.median:.1f}", _spread(s), str(s.n), ""]))
     for key, s in res.raw.gradcam_share_pct.items():
         sig, batch = key.split(" ")
         ms = 1000.0 / res.raw.throughput[key].median * s.median / 100.0
@@ -105,7 +112,8 @@ def figures_table(res: "Results") -> list[str]:
     rows.append(_row(["3", "latency under that load: p50 / p99 (ms)", f"{ld.latency_p50_ms:.0f} / "
                       f"{ld.latency_p99_ms:.0f}", "", "", ""]))
     ratio = tg["served/raw throughput >= 0.85"]
-    rows.append(_row(["3", "served / raw from_bytes batch-32 throughput", f"{ratio[0]:.2f}", "", "",
+    rows.append(_row(["3", "served / raw from_bytes batch-32 throughput (the faster thread setting's)",
+                      f"{ratio[0]:.2f}", "", "",
                       f">= 0.85: {_verdict(ratio[1], ratio[2])}"]))
     for stage in ("decode", "faces", "crops", "quality", "request", "pdf", "total"):
         s = res.e2e.stages[stage]
@@ -180,7 +188,10 @@ def render(res: "Results") -> str:
         "",
         "1. Raw: the version is loaded in the benchmark process exactly as the local server loads it "
         "(`serving.local.Servable`: a TF1 session on the MetaGraph, the server's thread settings) and "
-        "`session.run` is timed on the signature's tensors, no gRPC, no protos. " + res.raw.heatmap_note,
+        "`session.run` is timed on the signature's tensors, no gRPC, no protos, in a child process (so that the "
+        "suite's own process never maps TensorFlow's library beside the server's). Throughput is measured a "
+        "second time with TensorFlow's own thread choice (intra-op: one thread per core); the served/raw ratio "
+        "takes the faster of the two batch-32 figures. " + res.raw.heatmap_note,
         "2. Served: `python -m serving.local` started by the suite on a free loopback port, batching on with "
         "serving/batching_parameters.txt; sequential single-image requests through the client library "
         "(`DetectorClient.predict`, from_bytes with the PNG crop the client sends) and through a raw stub "

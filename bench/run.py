@@ -71,6 +71,7 @@ class Results:
     model: model.ModelUnderTest | None = None
     face_source: str = ""
     raw: raw.RawFigures | None = None
+    raw_tf_threads: raw.RawFigures | None = None  # the same, with TensorFlow's own thread choice (one per core)
     cold_start_s: list[float] = field(default_factory=list)
     rss_rest_mb: float = 0.0
     rss_hwm_mb: float = 0.0
@@ -90,16 +91,18 @@ class Results:
     config: BenchConfig | None = None
 
 
-def measure_raw(cfg: BenchConfig, res: Results, inp: inputs.Inputs) -> None:
+def raw_in_child(threads: int | None, cfg: BenchConfig, res: Results, inp: inputs.Inputs) -> raw.RawFigures:
     """Raw figures from a child process that loads the version as the server does, measures, and exits.
 
     The suite's own process never maps TensorFlow: the kernel does not reclaim library pages that another
     process maps too, so a TensorFlow in here would keep the server's RSS at what two processes sharing it
-    hold, not what a server alone on its machine holds (as deployed)."""
-    log.info("raw in-process throughput (child process)")
+    hold, not what a server alone on its machine holds (as deployed). A process per thread setting, too:
+    TensorFlow fixes its thread pools when it starts."""
+    log.info("raw in-process throughput (child process, intra-op threads: %s)",
+             "the server's" if threads is raw.SERVER_THREADS else threads or "one per core")
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        res.raw = pool.apply(raw.measure_version, (res.model.base, res.model.version, inp.pixels, inp.crop_png,
-                                                   cfg.rounds, cfg.calls_b1, cfg.calls_b32))
+        return pool.apply(raw.measure_version, (res.model.base, res.model.version, inp.pixels, inp.crop_png,
+                                                cfg.rounds, cfg.calls_b1, cfg.calls_b32, threads))
 
 
 def measure_served(cfg: BenchConfig, res: Results, inp: inputs.Inputs, workdir: Path) -> None:
@@ -146,7 +149,8 @@ def run(cfg: BenchConfig) -> Results:
         res.face_source = inp.face_source
         res.model = model.resolve(cfg.model_base, workdir)
         log.info("model: %s", res.model.description)
-        measure_raw(cfg, res, inp)
+        res.raw = raw_in_child(raw.SERVER_THREADS, cfg, res, inp)
+        res.raw_tf_threads = raw_in_child(raw.TENSORFLOW_THREADS, cfg, res, inp)
         measure_served(cfg, res, inp, workdir)
         res.deps = depsize.measure()
     finally:

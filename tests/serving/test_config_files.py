@@ -1,6 +1,7 @@
 """The server reads TF Serving's own config formats, and the repo's config files are valid in them."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from serving.local import (
     parse_batching_parameters,
     parse_model_config,
     parse_monitoring_config,
+    session_config,
 )
 
 SERVING = Path(__file__).resolve().parents[2] / "serving"
@@ -69,3 +71,14 @@ def test_flags_use_tensorflow_model_server_names(tmp_path):
     off = parse_args([f"--model_base_path={tmp_path}", "--enable_batching=false"])
     assert not off.enable_batching and off.batch_limit == off.max_request_batch_size
     assert off.bind_address == "127.0.0.1"
+
+
+def test_thread_flags_default_to_one_thread_per_op_and_zero_means_tensorflows_choice(tmp_path):
+    """One thread per op unless told (measured faster here); 0 hands the choice back to TensorFlow: a thread per core."""
+    default = session_config(parse_args([f"--model_base_path={tmp_path}"]))
+    assert default.intra_op_parallelism_threads == 1
+    assert default.graph_options.rewrite_options.disable_meta_optimizer
+    auto = session_config(parse_args([f"--model_base_path={tmp_path}", "--tensorflow_intra_op_parallelism=0",
+                                      "--tensorflow_inter_op_parallelism=3"]))
+    assert auto.intra_op_parallelism_threads == (os.cpu_count() or 2)
+    assert auto.inter_op_parallelism_threads == 3

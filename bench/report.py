@@ -79,14 +79,11 @@ def figures_table(res: "Results") -> list[str]:
     tg = targets(res)
     rows = [_row(["#", "Figure", "Median", "Spread (min-max)", "n", "Target"]),
             _row(["---"] * 6)]
-    for key, s in res.raw.throughput.items():
-        sig, batch = key.split(" ")
-        rows.append(_row(["1", f"raw {sig} batch {batch[1:]} (img/s)", f"{s.median:.1f}", _spread(s), str(s.n), ""]))
-    if res.raw_tf_threads is not None:
-        for key, s in res.raw_tf_threads.throughput.items():
+    for figures, label in ((res.raw, ""), (res.raw_tf_threads, ", TensorFlow's threads (one per core)")):
+        for key, s in (figures.throughput.items() if figures is not None else ()):
             sig, batch = key.split(" ")
-            rows.append(_row(["1", f"raw {sig} batch {batch[1:]}, TensorFlow's threads (one per core) (img/s)",
-                              f"{s.median:.1f}", _spread(s), str(s.n), ""]))
+            rows.append(_row(["1", f"raw {sig} batch {batch[1:]}{label} (img/s)", f"{s.median:.1f}", _spread(s),
+                              str(s.n), ""]))
     for key, s in res.raw.gradcam_share_pct.items():
         sig, batch = key.split(" ")
         ms = 1000.0 / res.raw.throughput[key].median * s.median / 100.0
@@ -186,7 +183,7 @@ def render(res: "Results") -> str:
         "",
         "## How each figure is measured",
         "",
-        "1. Raw: the version is loaded in the benchmark process exactly as the local server loads it "
+        "1. Raw: the version is loaded exactly as the local server loads it "
         "(`serving.local.Servable`: a TF1 session on the MetaGraph, the server's thread settings) and "
         "`session.run` is timed on the signature's tensors, no gRPC, no protos, in a child process (so that the "
         "suite's own process never maps TensorFlow's library beside the server's). Throughput is measured a "

@@ -33,6 +33,7 @@ def test_quick_run_measures_every_figure_and_writes_the_table(exported_model, tm
     run.main(["--quick", "--model-base", str(exported_model), "--out", str(out)])
     text = out.read_text()
     for needle in ("QUICK MODE", "raw serving_default batch 1", "raw from_bytes batch 32",
+                   "raw from_bytes batch 32, TensorFlow's threads (one per core)",
                    "heatmap (Grad-CAM) extra cost", "served latency from_bytes, batching on", "server overhead",
                    "concurrent single-image clients", "served / raw", "12 MP end to end: decode",
                    "12 MP end to end: faces", "12 MP end to end: request", "12 MP end to end: pdf",

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving import contract
+from serving import contract, memory
 
 REPO = Path(__file__).resolve().parents[1]
 BATCHING_FILE = REPO / "serving" / "batching_parameters.txt"
@@ -25,21 +25,12 @@ def free_port() -> int:
 
 def rss_parts_mb(pid: int) -> dict[str, float]:
     """VmRSS split into RssAnon (private heap) and RssFile (mapped library pages, shareable), MiB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
-            key, kb = line.split()[:2]
-            out[key.rstrip(":")] = int(kb) / 1024
-    return out
+    return memory.status_mib(pid, ("RssAnon", "RssFile", "RssShmem"))
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
     """(current RSS, peak RSS) of a process in MiB, from /proc/PID/status (VmRSS, VmHWM)."""
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            key, kb = line.split()[:2]
-            values[key.rstrip(":")] = int(kb) / 1024
+    values = memory.status_mib(pid, ("VmRSS", "VmHWM"))
     return values["VmRSS"], values["VmHWM"]
 
 

@@ -71,15 +71,22 @@ def file_mappings(maps: str, path_part: str) -> list[tuple[int, int]]:
     return ranges
 
 
+def status_mib(pid: int | str, fields: tuple[str, ...]) -> dict[str, float]:
+    """The named kB fields of /proc/PID/status (VmRSS, VmHWM, RssAnon, ...) in MiB; raises OSError without /proc."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in fields:
+            out[key] = int(rest.split()[0]) / 1024
+    return out
+
+
 def resident_mib() -> float:
     """This process's VmRSS in MiB (0 where /proc is missing), for the log line that says what a drop bought."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        return status_mib("self", ("VmRSS",)).get("VmRSS", 0.0)
     except OSError:
-        pass
-    return 0.0
+        return 0.0
 
 
 def page_out_libraries(path_part: str = TENSORFLOW_LIBRARIES) -> int:

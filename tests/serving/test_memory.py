@@ -69,3 +69,15 @@ def test_page_out_hands_a_mapped_files_pages_back_and_keeps_every_byte(disk_dir)
         assert after < before / 4, (before, after)
         assert hashlib.sha256(m).hexdigest() == digest
         assert hashlib.sha256(data).hexdigest() == digest
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc/self/status")
+def test_status_fields_read_in_mib_and_only_those_asked_for():
+    """What the server's log line and the benchmark's RSS figures read: the named fields, kB turned into MiB."""
+    kb = {ln.split(":")[0]: int(ln.split()[1]) for ln in Path("/proc/self/status").read_text().splitlines()
+          if ln.startswith(("VmHWM:", "RssAnon:"))}
+    got = memory.status_mib("self", ("VmHWM", "RssAnon"))
+    assert set(got) == {"VmHWM", "RssAnon"}
+    assert got["VmHWM"] >= got["RssAnon"] > 0
+    assert got["VmHWM"] == pytest.approx(kb["VmHWM"] / 1024, abs=1.0)  # the peak can only grow between reads
+    assert 0 < memory.resident_mib() <= memory.status_mib("self", ("VmHWM",))["VmHWM"]

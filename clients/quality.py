@@ -59,6 +59,12 @@ MOIRE_PEAK_RATIO = 80.0
 periodic interference pattern of a photographed screen. Natural faces measure ~5-15, heavily upscaled
 video crops (DFDC) up to ~50; a grating of +-6 grey levels already reaches ~70, real screen moire more."""
 
+MOIRE_FLOOR_GREY = 0.02
+"""The ring median is taken as at least the spectral magnitude of a pattern this many grey levels high. An image
+with almost no texture (a synthetic gradient, a flat colour) has rings of near-zero magnitude, over which the tiny
+ripple of its 8-bit steps (under 0.2 grey levels) stood thousands of times higher: a false moire. Camera noise puts
+the median of a photo's rings above this floor, so photos are measured as before."""
+
 SCREEN_SIZES = {
     (1280, 720), (1280, 800), (1280, 1024), (1366, 768), (1440, 900), (1536, 864), (1600, 900),
     (1680, 1050), (1920, 1080), (1920, 1200), (2048, 1536), (2560, 1080), (2560, 1440), (2560, 1600),
@@ -284,7 +290,7 @@ def line_score(image: Image.Image) -> float:
 
 
 def moire_peak_ratio(region: Image.Image, max_side: int = 256) -> float:
-    """Strongest mid/high-frequency spectral peak over its ring's median, ignoring the JPEG 8x8 grid."""
+    """Strongest mid/high-frequency spectral peak over its ring's median (floored), ignoring the JPEG 8x8 grid."""
     n = min(region.width, region.height, max_side)
     if n < 64:
         return 0.0
@@ -298,7 +304,8 @@ def moire_peak_ratio(region: Image.Image, max_side: int = 256) -> float:
     rows = np.arange(len(counts))
     medians = rings[rows, (counts - 1) // 2]
     peaks = rings[rows, counts - 1]
-    return float((peaks / np.maximum(medians, 1e-9)).max())
+    floor = MOIRE_FLOOR_GREY * window.sum() / 2  # the windowed spectrum's peak for a sinusoid of that amplitude
+    return float((peaks / np.maximum(medians, floor)).max())
 
 
 @lru_cache(maxsize=8)

@@ -199,3 +199,34 @@ def test_moire_is_measured_on_the_centred_square_of_the_region():
     plain = Image.fromarray(np.clip(128 + rng.normal(0, 6, (90, 101, 3)), 0, 255).astype(np.uint8))
     assert 0 < quality.moire_peak_ratio(plain) < quality.MOIRE_PEAK_RATIO
     assert quality.moire_peak_ratio(plain.crop((0, 0, 63, 90))) == 0.0
+
+
+def _smooth(kind: str, size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """A textureless synthetic image: a colour gradient in some direction, or one flat colour."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    t = {"horizontal": xx / w, "vertical": yy / h, "diagonal": (xx / w + yy / h) / 2,
+         "radial": np.hypot(xx - w / 2, yy - h / 2) / np.hypot(w / 2, h / 2),
+         "narrow": 0.45 + 0.05 * xx / w, "flat": np.full((h, w), 0.4)}[kind]
+    rgb = np.stack([30 + 200 * t, 200 - 120 * t, 90 + 60 * t], axis=-1)
+    return Image.fromarray(np.clip(np.round(rgb), 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+@pytest.mark.parametrize("kind", ["horizontal", "vertical", "diagonal", "radial", "narrow", "flat"])
+def test_smooth_gradients_and_flat_colours_show_no_moire(kind, fmt):
+    """A plain gradient's 8-bit steps are not a photographed screen's interference pattern."""
+    data = png_bytes(_smooth(kind)) if fmt == "PNG" else jpeg_bytes(_smooth(kind), quality=92, exif=False)
+    image = _decoded(data)
+    assert quality.moire_peak_ratio(quality._centre_square(image)) < quality.MOIRE_PEAK_RATIO / 4
+    assert not any("moire" in w.message for w in assess(image, [], data))
+
+
+def test_a_grating_over_a_smooth_gradient_still_shows_moire():
+    """The floor does not hide a real periodic pattern where the rest of the image is smooth."""
+    base = np.asarray(_smooth("horizontal"), dtype=np.float64)
+    yy, xx = np.mgrid[0:base.shape[0], 0:base.shape[1]]
+    grating = 8 * np.sin(2 * np.pi * (0.23 * xx + 0.07 * yy))
+    data = png_bytes(Image.fromarray(np.clip(base + grating[..., None], 0, 255).astype(np.uint8)))
+    warnings = assess(_decoded(data), [], data)
+    assert any("moire" in w.message for w in warnings if w.code == quality.SCREENSHOT)

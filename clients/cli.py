@@ -4,14 +4,18 @@
 
 Prints a table (or one JSON object per line with --json) on stdout, in file order, and a progress bar on stderr.
 --jobs files are checked at once (default 2): one file's decoding and face search overlaps another's request.
+Folders are searched recursively and each file's first bytes decide whether it is an image (so .jfif and files
+without an extension are checked too); files that are not JPEG, PNG or WebP are listed on stderr as skipped.
 Exit codes: 0 every file scanned and none judged fake, 1 at least one fake, 2 at least one file could not be
-checked (errors win over fakes, because the scan is then incomplete). 'uncertain' does not count as fake.
+checked, or nothing to check was found (errors win over fakes, because the scan is then incomplete).
+'uncertain' does not count as fake.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import unicodedata
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +27,13 @@ from tqdm import tqdm
 from clients.config import ClientConfig
 from clients.errors import DetectorError, DetectorUnavailable
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp"}
+IMAGE_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"))
+"""Leading bytes of the accepted formats (WebP is RIFF....WEBP, checked in image_kind)."""
+SNIFF_BYTES = 12
+SHOWN_SKIPPED = 10
+"""Skipped files named one by one on stderr; beyond this, only how many more."""
+NAME_COLUMN_MAX = 60
+"""Display columns of the file column at most (longer paths keep their end, after an ellipsis)."""
 EXIT_OK, EXIT_FAKE, EXIT_ERROR = 0, 1, 2
 MAX_UNAVAILABLE = 3
 """Stop after this many files in a row failed because the detector was unreachable."""
@@ -57,7 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line, with the target defaulting to TF_SERVING_TARGET."""
     ap = argparse.ArgumentParser(prog="deepfake-scan", description="Check images for manipulated or generated faces.")
     ap.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR",
-                    help="image files, or folders searched recursively for .jpg/.jpeg/.png/.webp")
+                    help="image files, or folders searched recursively for JPEG, PNG and WebP images "
+                         "(by content, whatever the file name)")
     ap.add_argument("--json", action="store_true", help="print one JSON object per file instead of a table")
     ap.add_argument("--pdf", type=Path, metavar="DIR", help="also write a PDF report per file into DIR")
     ap.add_argument("--target", help="model server HOST:PORT (default: $TF_SERVING_TARGET or localhost:8500)")
@@ -78,18 +89,61 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def expand(paths: Iterable[Path]) -> tuple[list[Path], list[Outcome]]:
-    """Files to scan (folders searched recursively, sorted) and outcomes for paths that do not exist."""
-    files: list[Path] = []
-    missing: list[Outcome] = []
+def image_kind(head: bytes) -> str | None:
+    """'JPEG', 'PNG' or 'WEBP' from a file's first bytes, else None: the content decides, not the name."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((kind for magic, kind in IMAGE_MAGIC if head.startswith(magic)), None)
+
+
+def _is_image_file(path: Path) -> bool:
+    """Whether a file found in a folder starts like an accepted image (unreadable files count as not)."""
+    try:
+        with open(path, "rb") as fh:
+            return image_kind(fh.read(SNIFF_BYTES)) is not None
+    except OSError:
+        return False
+
+
+@dataclass
+class Found:
+    """What the command line names: files to check, paths that do not exist, folders' other files."""
+
+    files: list[Path]
+    missing: list[Outcome]
+    skipped: list[Path]
+    empty_dirs: list[Path]
+
+
+def expand(paths: Iterable[Path]) -> Found:
+    """Files to scan (folders searched recursively, sorted, kept by content), missing paths and what was skipped."""
+    found = Found([], [], [], [])
     for p in paths:
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+            candidates = sorted(f for f in p.rglob("*") if f.is_file())
+            images = [f for f in candidates if _is_image_file(f)]
+            kept = set(images)
+            found.files.extend(images)
+            found.skipped.extend(f for f in candidates if f not in kept)
+            if not images:
+                found.empty_dirs.append(p)
         elif p.is_file():
-            files.append(p)
+            found.files.append(p)
         else:
-            missing.append(Outcome(p, error_kind="NotFound", error="No such file or folder."))
-    return files, missing
+            found.missing.append(Outcome(p, error_kind="NotFound", error="No such file or folder."))
+    return found
+
+
+def report_skipped(found: Found) -> None:
+    """Say on stderr which folders held no image and which files were not checked, so nothing is dropped silently."""
+    for folder in found.empty_dirs:
+        print(f"warning: no JPEG, PNG or WebP image in {folder}", file=sys.stderr)
+    if found.skipped:
+        print(f"skipped {len(found.skipped)} file(s) that are not JPEG, PNG or WebP images:", file=sys.stderr)
+        for path in found.skipped[:SHOWN_SKIPPED]:
+            print(f"  {path}", file=sys.stderr)
+        if len(found.skipped) > SHOWN_SKIPPED:
+            print(f"  ... and {len(found.skipped) - SHOWN_SKIPPED} more", file=sys.stderr)
 
 
 def scan_one(path: Path, client, config: ClientConfig, pdf_dir: Path | None) -> Outcome:
@@ -149,16 +203,50 @@ def write_pdf(analysis, path: Path, pdf_dir: Path) -> str:
             n += 1
 
 
+def char_width(ch: str) -> int:
+    """Terminal columns of one character: 2 for wide East Asian ones (CJK, most emoji), 0 for combining marks."""
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def display_width(text: str) -> int:
+    """Terminal columns a string takes (len() counts a CJK character as one, a terminal shows two)."""
+    return sum(char_width(ch) for ch in text)
+
+
+def fit(text: str, width: int) -> str:
+    """The text padded with spaces to exactly `width` columns; a longer one keeps its end after '…'."""
+    if display_width(text) > width:
+        kept, used = [], 1
+        for ch in reversed(text):
+            if used + char_width(ch) > width:
+                break
+            kept.append(ch)
+            used += char_width(ch)
+        text = "…" + "".join(reversed(kept))
+    return text + " " * (width - display_width(text))
+
+
+def name_width(paths: Iterable[Path]) -> int:
+    """Display columns of the file column: the widest path, at least 4, at most NAME_COLUMN_MAX."""
+    return min(max([display_width(str(p)) for p in paths] + [4]), NAME_COLUMN_MAX)
+
+
+def table_header(width: int) -> str:
+    """The table's first line."""
+    return f"{fit('file', width)}  {'verdict':<9}  {'confidence':>10}  {'p_fake':>6}  {'faces':>5}  notes"
+
+
 def table_row(o: Outcome, width: int) -> str:
-    """One aligned line of the human-readable table."""
-    name = str(o.path)
-    name = name if len(name) <= width else "…" + name[-(width - 1):]
+    """One aligned line of the human-readable table (aligned in display columns, whatever the script)."""
+    name = fit(str(o.path), width)
     if o.verdict is None:
-        return f"{name:<{width}}  {'ERROR':<9}  {'':>10}  {'':>6}  {'':>5}  {o.error}"
+        return f"{name}  {'ERROR':<9}  {'':>10}  {'':>6}  {'':>5}  {o.error}"
     v = o.verdict
     faces = "none" if v["whole_image"] else str(len(v["faces"]))
     notes = "; ".join(w["code"] for w in v["warnings"])
-    return (f"{name:<{width}}  {v['label']:<9}  {v['confidence']:>10.1%}  {v['fake_probability']:>6.3f}  "
+    return (f"{name}  {v['label']:<9}  {v['confidence']:>10.1%}  {v['fake_probability']:>6.3f}  "
             f"{faces:>5}  {notes}")
 
 
@@ -177,11 +265,15 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
     config = ClientConfig.from_env(target=args.target, timeout_s=args.timeout)
-    files, outcomes = expand(args.paths)
-    width = max([len(str(p)) for p in files + [o.path for o in outcomes]] + [4])
-    width = min(width, 60)
+    found = expand(args.paths)
+    report_skipped(found)
+    files, outcomes = found.files, found.missing
+    if not files and not outcomes:
+        print("Nothing to check: no JPEG, PNG or WebP image was found.", file=sys.stderr)
+        return EXIT_ERROR
+    width = name_width(files + [o.path for o in outcomes])
     if not args.json:
-        print(f"{'file':<{width}}  {'verdict':<9}  {'confidence':>10}  {'p_fake':>6}  {'faces':>5}  notes")
+        print(table_header(width))
     for o in outcomes:
         print(o.to_json() if args.json else table_row(o, width), flush=True)
 

@@ -137,3 +137,76 @@ def test_with_the_server_down_parallel_jobs_stop_calling_it(tmp_path, capsys):
     assert [r["filename"] for r in rows] == [f"f{i}.png" for i in range(8)]
     assert kinds[:3] == ["DetectorUnavailable"] * 3 and kinds[-1] == "Skipped"
     assert set(kinds) == {"DetectorUnavailable", "Skipped"}
+
+
+def test_an_empty_folder_warns_and_exits_2(tmp_path, capsys):
+    """Nothing to check is not a clean scan: the user is told, and scripts see a failure."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "readme.txt").write_text("no picture here")
+    code = cli.main([str(tmp_path / "empty"), str(tmp_path / "texts"), "--target", f"127.0.0.1:{free_port()}"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert f"no JPEG, PNG or WebP image in {tmp_path / 'empty'}" in captured.err
+    assert "Nothing to check" in captured.err and "readme.txt" in captured.err
+    assert "0 file(s)" not in captured.err + captured.out
+
+
+def test_folders_are_searched_by_content_and_skipped_files_are_listed(tmp_path, capsys):
+    """A .jfif, a file without an extension and an upper-case .JPEG are checked; a .jpg of text is listed as skipped."""
+    photo = photo_with_faces([], (200, 160), seed=3)
+    (tmp_path / "camera.jfif").write_bytes(encode(photo, "JPEG"))
+    (tmp_path / "no_extension").write_bytes(encode(photo, "PNG"))
+    (tmp_path / "SHOUT.JPEG").write_bytes(encode(photo, "JPEG"))
+    (tmp_path / "lossless.bin").write_bytes(encode(photo, "WEBP"))
+    (tmp_path / "fake.jpg").write_text("just text with a picture's name")
+    (tmp_path / "notes.txt").write_text("not a picture")
+
+    found = cli.expand([tmp_path])
+    assert [p.name for p in found.files] == ["SHOUT.JPEG", "camera.jfif", "lossless.bin", "no_extension"]
+    assert [p.name for p in found.skipped] == ["fake.jpg", "notes.txt"] and not found.empty_dirs
+
+    code = cli.main([str(tmp_path), "--json", "--jobs", "1", "--timeout", "1", "--target", f"127.0.0.1:{free_port()}"])
+    captured = capsys.readouterr()
+    assert code == 2  # the server is down: every found image was tried, none could be checked
+    assert {r["filename"] for r in _json_lines(captured.out)} == {"SHOUT.JPEG", "camera.jfif", "lossless.bin",
+                                                                  "no_extension"}
+    assert "skipped 2 file(s)" in captured.err
+    assert str(tmp_path / "fake.jpg") in captured.err and str(tmp_path / "notes.txt") in captured.err
+
+
+def test_image_kind_reads_the_magic_bytes():
+    photo = photo_with_faces([], (80, 80), seed=1)
+    assert [cli.image_kind(encode(photo, f)[:12]) for f in ("JPEG", "PNG", "WEBP")] == ["JPEG", "PNG", "WEBP"]
+    assert cli.image_kind(b"GIF89a......") is None and cli.image_kind(b"") is None
+    assert cli.image_kind(b"RIFF\x00\x00\x00\x00WAVE") is None
+
+
+def test_display_width_counts_terminal_columns():
+    assert cli.display_width("abc.jpg") == 7
+    assert cli.display_width("顔写真.jpg") == 10          # three wide CJK characters, two columns each
+    assert cli.display_width("лицо 😀") == 7              # Cyrillic narrow, the emoji wide
+    assert cli.display_width("e\u0301") == 1              # a combining accent takes no column
+    assert cli.display_width("사진") == 4 and cli.display_width("ｆｕｌｌ") == 8
+
+
+@pytest.mark.parametrize("width", [12, 30, 60])
+def test_table_columns_line_up_with_wide_and_long_names(width):
+    """Every row's verdict column starts at the same terminal column, whatever script the file names use."""
+    names = ["a.jpg", "顔写真.jpg", UNICODE_NAME, "사진/가족 사진 2024.png", "e\u0301te\u0301.png",
+             "写真" * 40 + ".jpg", "folder/" + "x" * 80 + ".png"]
+    verdict = {"label": "real", "confidence": 0.9, "fake_probability": 0.1, "whole_image": False,
+               "faces": [{}], "warnings": [{"code": "blur"}]}
+    outcomes = [cli.Outcome(Path(n), verdict=verdict) for n in names[:-1]]
+    outcomes.append(cli.Outcome(Path(names[-1]), error_kind="NotAnImage", error="Not an image."))
+    lines = [cli.table_header(width)] + [cli.table_row(o, width) for o in outcomes]
+    starts = {cli.display_width(line[:line.index(word)])
+              for line, word in zip(lines, ["verdict"] + ["real"] * (len(names) - 1) + ["ERROR"])}
+    assert starts == {width + 2}, lines
+    assert any(line.startswith("…") for line in lines[1:]), "a name too long for the column keeps its end"
+
+
+def test_the_name_column_is_as_wide_as_the_widest_name_in_columns():
+    assert cli.name_width([Path("顔写真.jpg"), Path("a.jpg")]) == 10
+    assert cli.name_width([Path("写真" * 40)]) == cli.NAME_COLUMN_MAX
+    assert cli.name_width([Path("a")]) == 4

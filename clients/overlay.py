@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from clients.verdict import Verdict
+from clients.verdict import NO_FACE, FaceResult, Verdict, score_text
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 LABEL_FONT = FONT_DIR / "DejaVuSans-Bold.ttf"
@@ -20,8 +20,9 @@ LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
     "fake": (214, 39, 40),
     "real": (44, 160, 44),
     "uncertain": (255, 160, 0),
+    NO_FACE: (120, 120, 120),
 }
-"""Box colour per label: red for fake, green for real, amber for uncertain."""
+"""Box colour per label: red for fake, green for real, amber for uncertain, grey for the whole-image check."""
 
 _OTHER = (120, 120, 120)
 
@@ -44,7 +45,7 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def draw_boxes(image: Image.Image, verdict: Verdict) -> Image.Image:
-    """A copy of the image with each face boxed in its label's colour and tagged '#n label p%'.
+    """A copy of the image with each face boxed in its label's colour and tagged '#n label confidence%'.
 
     Boxes are in Analysis.image coordinates (verdict.image_size); a resized image (a thumbnail)
     gets them scaled, so `draw_boxes(thumbnail(analysis.image), verdict)` works. Line width and
@@ -61,12 +62,20 @@ def draw_boxes(image: Image.Image, verdict: Verdict) -> Image.Image:
         x, y, w, h = face.box
         left, top = round(x * sx), round(y * sy)
         right, bottom = round((x + w) * sx), round((y + h) * sy)
-        colour = LABEL_COLOURS.get(face.label, _OTHER)
+        colour = LABEL_COLOURS[NO_FACE] if verdict.whole_image else LABEL_COLOURS.get(face.label, _OTHER)
         draw.rectangle((left, top, right, bottom), outline=colour, width=width)
-        name = "whole image" if verdict.whole_image else f"#{i}"
-        _tag(draw, f"{name} {face.label} {face.fake_probability:.0%}", (left, top, right, bottom), colour, font,
-             out.size)
+        _tag(draw, tag_text(i, face, verdict.whole_image), (left, top, right, bottom), colour, font, out.size)
     return out
+
+
+def tag_text(number: int, face: FaceResult, whole_image: bool = False) -> str:
+    """'#1 real 98%': the label beside its own confidence, as every front end reports it. An uncertain face and
+    the whole-image check (no face found) give their fake score instead, said so: neither is a firm verdict."""
+    if whole_image:
+        return f"whole-image check, fake score {score_text(face.fake_probability)}"
+    if face.label == "uncertain":
+        return f"#{number} uncertain, fake score {score_text(face.fake_probability)}"
+    return f"#{number} {face.label} {face.confidence:.0%}"
 
 
 def _tag(draw: ImageDraw.ImageDraw, text: str, box: tuple[int, int, int, int], colour: tuple[int, int, int],

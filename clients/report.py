@@ -22,7 +22,7 @@ from fpdf.enums import XPos, YPos
 from PIL import Image
 
 from clients import overlay, pdffonts
-from clients.verdict import LABEL_WORDS, FaceResult, Verdict
+from clients.verdict import LABEL_WORDS, FaceResult, Verdict, band_text, format_score, rule_text, score_text
 from clients.workers import background
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def render_pdf(analysis: "Analysis", now: datetime | None = None) -> bytes:
     pdf.set_subject("Deepfake detector report")
     pdf.set_creator("deepfake-detector")
     pdf.set_author("deepfake-detector")
-    pdf.set_keywords(_safe(f"deepfake-check label:{verdict.label} p_fake:{verdict.fake_probability:.4f} "
+    pdf.set_keywords(_safe(f"deepfake-check label:{verdict.shown_label} p_fake:{verdict.fake_probability:.4f} "
                            f"model:{verdict.model_name}/{verdict.model_version} sha256:{verdict.sha256}"))
     pdf.add_page()
     _header(pdf, now)
@@ -174,12 +174,12 @@ def _header(pdf: FPDF, now: datetime) -> None:
 
 def _verdict_banner(pdf: FPDF, v: Verdict) -> None:
     """The verdict in words and numbers on a tinted panel, with the probability scale."""
-    colour = overlay.LABEL_COLOURS.get(v.label, MUTED)
+    colour = overlay.LABEL_COLOURS.get(v.shown_label, MUTED)
     top, width = pdf.get_y(), pdf.w - 2 * MARGIN
     pdf.set_font(MAIN_FONT, "", 9.5)
     lines = _break_lines(pdf, 84, _verdict_sentence(v))
     height = max(34.0, 4 + 4 + 11 + 4.6 * len(lines) + 4)
-    pdf.set_fill_color(*TINTS.get(v.label, (240, 240, 240)))
+    pdf.set_fill_color(*TINTS.get(v.shown_label, (240, 240, 240)))
     pdf.set_draw_color(*colour)
     pdf.set_line_width(0.6)
     pdf.rect(MARGIN, top, width, height, style="DF", round_corners=True, corner_radius=2.5)
@@ -189,8 +189,8 @@ def _verdict_banner(pdf: FPDF, v: Verdict) -> None:
     pdf.set_text_color(*MUTED)
     pdf.cell(80, 4, "VERDICT", new_x=XPos.LEFT, new_y=YPos.NEXT)
     pdf.set_font(MAIN_FONT, "B", 22)
-    pdf.set_text_color(*TEXT_COLOURS.get(v.label, INK))
-    pdf.cell(80, 11, LABEL_WORDS.get(v.label, v.label), new_x=XPos.LEFT, new_y=YPos.NEXT)
+    pdf.set_text_color(*TEXT_COLOURS.get(v.shown_label, INK))
+    pdf.cell(80, 11, LABEL_WORDS.get(v.shown_label, v.shown_label), new_x=XPos.LEFT, new_y=YPos.NEXT)
     pdf.set_text_color(*INK)
     pdf.set_font(MAIN_FONT, "", 9.5)
     _lines(pdf, 84, 4.6, lines)  # broken once, above
@@ -199,13 +199,13 @@ def _verdict_banner(pdf: FPDF, v: Verdict) -> None:
 
 
 def _verdict_sentence(v: Verdict) -> str:
-    """The verdict's numbers in a sentence."""
-    subject = "the whole image (no face was found)" if v.whole_image else (
-        "the face" if len(v.faces) == 1 else f"the most suspicious of {len(v.faces)} faces")
+    """The verdict's numbers in a sentence (the shared headline's words where there is no firm verdict)."""
+    if v.whole_image:
+        return v.whole_image_check
+    subject = "the face" if len(v.faces) == 1 else f"the most suspicious of {len(v.faces)} faces"
     if v.label == "uncertain":
-        return (f"Fake probability {v.fake_probability:.1%} for {subject}: inside the uncertain band, so the "
-                f"model cannot tell (confidence {v.confidence:.0%}, low).")
-    return (f"Fake probability {v.fake_probability:.1%} for {subject}. "
+        return f"{v.headline} (for {subject})."
+    return (f"Fake score {score_text(v.fake_probability)} for {subject}. "
             f"Confidence in this verdict: {v.confidence:.0%} ({confidence_words(v.confidence)}).")
 
 
@@ -241,8 +241,8 @@ def _probability_scale(pdf: FPDF, v: Verdict, x: float, y: float, width: float) 
     pdf.set_xy(x + width - 30, y + 12)
     pdf.cell(30, 4, "fake  100%", align="R")
     pdf.set_xy(x, y + 17)
-    band = (f"uncertain {low:.0%}–{high:.0%}, " if high > low else "")
-    caption = f"Score {v.fake_probability:.1%}  ·  {band}threshold {v.threshold:.0%}"
+    band = f"uncertain band {band_text(v.uncertain_band)}  ·  " if band_text(v.uncertain_band) else ""
+    caption = f"Fake score {score_text(v.fake_probability)}  ·  {band}threshold {format_score(v.threshold)}"
     for line in _break_lines(pdf, width, caption):
         pdf.set_x(x)
         pdf.cell(width, 3.8, line, align="C", new_x=XPos.LEFT, new_y=YPos.NEXT)
@@ -295,13 +295,11 @@ def _size_line(v: Verdict) -> str:
 
 
 def _decision_line(v: Verdict) -> str:
-    """The version's threshold and band."""
-    low, high = v.uncertain_band
-    band = f"; uncertain between {low:.0%} and {high:.0%}" if high > low else ""
-    return f"fake at or above {v.threshold:.0%}{band}"
+    """The version's threshold and band, worded as on every front end."""
+    return rule_text(v.threshold, v.uncertain_band)
 
 
-FACE_COLUMNS = ("#", "Crop", "Heatmap", "Box (x, y, w, h)", "Fake probability", "Label", "Confidence")
+FACE_COLUMNS = ("#", "Crop", "Heatmap", "Box (x, y, w, h)", "Fake score", "Label", "Confidence")
 CELL_PAD = 1.0
 """Padding (mm) around each cell's content in the faces table."""
 HEADING_FILL = (241, 243, 245)
@@ -314,7 +312,7 @@ def _faces_table(pdf: FPDF, v: Verdict, images: list[tuple[bytes, bytes | None]]
     cell), so fpdf2's general table layout, which measured and wrapped every cell of every row, is
     not needed; it was a large share of a report's time.
     """
-    _section(pdf, "Whole image" if v.whole_image else "Faces")
+    _section(pdf, "Whole-image check (not a verdict)" if v.whole_image else "Faces")
     if not v.faces:
         pdf.set_font(MAIN_FONT, "", 9.5)
         _paragraph(pdf, 5, NO_FACE_TEXT)
@@ -331,7 +329,7 @@ def _faces_table(pdf: FPDF, v: Verdict, images: list[tuple[bytes, bytes | None]]
         if pdf.get_y() + row_height > pdf.page_break_trigger:
             pdf.add_page()
             _faces_heading(pdf, widths)
-        _faces_row(pdf, widths, row_height, i, face, crop_jpeg, heat_jpeg)
+        _faces_row(pdf, widths, row_height, i, face, crop_jpeg, heat_jpeg, v.whole_image)
     _heatmap_legend(pdf)
 
 
@@ -356,8 +354,10 @@ def _faces_heading(pdf: FPDF, widths: list[float]) -> None:
 
 
 def _faces_row(pdf: FPDF, widths: list[float], height: float, number: int, face: FaceResult,
-               crop_jpeg: bytes, heat_jpeg: bytes | None) -> None:
-    """One face: its number, crop, heatmap (or 'none'), box, probability, label in its colour, confidence."""
+               crop_jpeg: bytes, heat_jpeg: bytes | None, whole_image: bool = False) -> None:
+    """One face: its number, crop, heatmap (or 'none'), box, score, label in its colour, confidence.
+
+    The whole-image check (no face found) shows its score only: a label there would read as a verdict."""
     x, y = MARGIN, pdf.get_y()
     middle = y + (height - 5) / 2
     pdf.set_font(MAIN_FONT, "", 9)
@@ -375,13 +375,14 @@ def _faces_row(pdf: FPDF, widths: list[float], height: float, number: int, face:
     else:
         text(2, "none")
     text(3, "{}, {}, {}, {}".format(*face.box))
-    text(4, f"{face.fake_probability:.1%}")
+    text(4, score_text(face.fake_probability))
+    label = "no face" if whole_image else face.label
     pdf.set_font(MAIN_FONT, "B", 9)
-    pdf.set_text_color(*TEXT_COLOURS.get(face.label, MUTED))
-    text(5, LABEL_WORDS.get(face.label, face.label))
+    pdf.set_text_color(*TEXT_COLOURS.get(label, MUTED))
+    text(5, "no verdict" if whole_image else LABEL_WORDS.get(label, label))
     pdf.set_text_color(*INK)
     pdf.set_font(MAIN_FONT, "", 9)
-    text(6, f"{face.confidence:.0%}")
+    text(6, "none" if whole_image or face.label == "uncertain" else f"{face.confidence:.0%}")
     pdf.line(MARGIN, y + height, MARGIN + sum(widths), y + height)
     pdf.set_xy(MARGIN, y + height)
 

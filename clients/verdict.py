@@ -4,7 +4,40 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-LABEL_WORDS = {"fake": "Likely fake", "real": "Likely real", "uncertain": "Uncertain"}
+NO_FACE = "no_face"
+"""What the headline shows instead of a label when no face was found: the model judges faces, so a score of the
+whole image is shown as a labelled check, never as a real/fake verdict."""
+LABEL_WORDS = {"fake": "Likely fake", "real": "Likely real", "uncertain": "Uncertain", NO_FACE: "No face found"}
+
+
+def format_score(value: float) -> str:
+    """A threshold or band edge on the 0-1 scale with the decimals it needs (2 to 4), so 0.385 is never '0.39'."""
+    whole, _, decimals = f"{value:.4f}".rstrip("0").partition(".")
+    return f"{whole}.{decimals.ljust(2, '0')}"
+
+
+def score_text(probability: float) -> str:
+    """A fake score on the 0-1 scale, as every front end shows it: 0.873."""
+    return f"{probability:.3f}"
+
+
+def band_text(band: tuple[float, float]) -> str:
+    """The uncertain band, 'low–high' with exact edges ('' for an empty band): the one way every front end shows it."""
+    low, high = band
+    return f"{format_score(low)}–{format_score(high)}" if low < high else ""
+
+
+def rule_text(threshold: float, band: tuple[float, float]) -> str:
+    """A version's decision rule in words: 'threshold 0.42, uncertain band 0.385–0.455'."""
+    band_part = f", uncertain band {band_text(band)}" if band_text(band) else ""
+    return f"threshold {format_score(threshold)}{band_part}"
+
+
+def confidence_text(label: str, confidence: float) -> str:
+    """What a face's confidence means, in words: a percentage only where it is the reported label's probability."""
+    if label == "uncertain":
+        return "no confidence: inside the uncertain band"
+    return f"{confidence:.0%} confidence"
 
 
 @dataclass(frozen=True)
@@ -55,9 +88,33 @@ class Verdict:
     original_size: tuple[int, int] = (0, 0)
 
     @property
-    def summary(self) -> str:
-        """One line for people: the label in words and the confidence in percent."""
+    def shown_label(self) -> str:
+        """The label a front end shows: NO_FACE when no face was found (the model's whole-image label is no verdict)."""
+        return NO_FACE if self.whole_image else self.label
+
+    @property
+    def headline(self) -> str:
+        """The first line every front end shows: the verdict, and what its number is, in words a person reads."""
+        if self.whole_image:
+            return "No face found: no real/fake verdict"
+        if self.label == "uncertain":
+            return (f"Uncertain: the model's fake score is {score_text(self.fake_probability)}, inside the band "
+                    f"{band_text(self.uncertain_band)} where it is not reliable")
         return f"{LABEL_WORDS.get(self.label, self.label)} (confidence {self.confidence:.0%})"
+
+    @property
+    def summary(self) -> str:
+        """One line for people (the headline), kept under its old name for callers."""
+        return self.headline
+
+    @property
+    def whole_image_check(self) -> str:
+        """The labelled whole-image score shown when no face was found ('' when faces were found)."""
+        if not self.whole_image:
+            return ""
+        return (f"Whole-image check, not a verdict: with no face to judge, the whole picture was scored "
+                f"{score_text(self.fake_probability)} ({rule_text(self.threshold, self.uncertain_band)}). "
+                "The detector is trained on faces, so this number says little about the picture.")
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (tuples become lists)."""

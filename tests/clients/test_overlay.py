@@ -116,16 +116,28 @@ def test_legend_runs_from_blue_to_red():
     assert bar[0, 0, 2] > bar[0, 0, 0] and bar[0, -1, 0] > bar[0, -1, 2]
 
 
-def test_whole_image_verdict_is_tagged_as_such():
-    image = Image.new("RGB", (400, 300), (128, 128, 128))
+def test_whole_image_check_is_tagged_as_such_in_grey_without_a_label():
+    image = Image.new("RGB", (400, 300), (200, 200, 200))
     verdict = _verdict([_face((50, 0, 300, 300), 0.3, "real")], image.size)
     verdict.whole_image = True
+    assert overlay.tag_text(1, verdict.faces[0], True) == "whole-image check, fake score 0.300"
     arr = np.asarray(overlay.draw_boxes(image, verdict))
-    # 'whole image real 30%' is a longer tag than '#1 real 30%': green reaches further right.
-    green = np.all(arr == np.array(overlay.LABEL_COLOURS["real"], dtype=np.uint8), axis=-1)
-    tag_columns = green[4:10, :340].any(axis=0).nonzero()[0]     # rows inside the tag, left of the box's right edge
-    assert tag_columns.max() > 160
+    # No face found: the box and its long tag are grey (no verdict colour), and nothing is green.
+    grey = np.all(arr == np.array(overlay.LABEL_COLOURS["no_face"], dtype=np.uint8), axis=-1)
+    assert grey[4:10, :340].any(axis=0).nonzero()[0].max() > 160
+    assert _count(arr, overlay.LABEL_COLOURS["real"]) == 0
     verdict.whole_image = False
     arr = np.asarray(overlay.draw_boxes(image, verdict))
     green = np.all(arr == np.array(overlay.LABEL_COLOURS["real"], dtype=np.uint8), axis=-1)
     assert green[4:10, :340].any(axis=0).nonzero()[0].max() < 160
+
+
+def test_a_tag_shows_the_confidence_of_the_label_it_shows(monkeypatch):
+    """A real face scored 0.0 reads '#1 real 100%', never '#1 real 0%' (the other class's number)."""
+    drawn: list[str] = []
+    monkeypatch.setattr(overlay, "_tag", lambda draw, text, *rest: drawn.append(text))
+    faces = [_face((10, 10, 80, 80), 0.0, "real"), _face((120, 10, 80, 80), 0.93, "fake"),
+             FaceResult(box=(230, 10, 80, 80), fake_probability=0.42, label="uncertain", confidence=0.58)]
+    overlay.draw_boxes(Image.new("RGB", (400, 200)), _verdict(faces, (400, 200)))
+    assert drawn[:2] == ["#1 real 100%", "#2 fake 93%"]
+    assert drawn[2] == "#3 uncertain, fake score 0.420" and "58%" not in drawn[2]

@@ -70,7 +70,7 @@ def test_report_reads_back_with_verdict_file_hash_model_and_date(report):
     text, pages = _text(report)
     flat = re.sub(r"\s+", "", text)
     assert "Likely fake" in text
-    assert "91.0%" in text and "91%" in text                      # probability and confidence
+    assert "0.910" in text and "91%" in text                      # fake score and confidence
     assert "holiday.jpg" in text
     assert SHA in flat                                            # may wrap inside its column
     assert "deepfake_detector" in text and "version 7" in text
@@ -85,7 +85,7 @@ def test_per_face_table_lists_every_face(report):
     text, _ = _text(report)
     assert "Box (x, y, w, h)" in text
     assert "0, 200, 150, 150" in text and "187, 200, 150, 150" in text
-    assert "12.0%" in text and "Likely real" in text and "88%" in text
+    assert "0.120" in text and "Likely real" in text and "88%" in text
 
 
 def test_pdf_metadata_has_the_creation_date_and_title(report):
@@ -179,7 +179,37 @@ def test_no_face_and_no_heatmap_report():
     analysis = _analysis(image=image, faces=0, warnings=[QualityWarning("no_face", "No face was found, so the "
                                                                           "whole image was scored.")])
     text, _ = _text(render_pdf(analysis, now=NOW))
-    assert "Likely real" in text and "whole image" in text and "No face found" in text
+    assert "No face found" in text and "Whole-image check" in text and "Likely real" not in text
+
+
+def _no_face_check(p: float = 0.81) -> Analysis:
+    """What analyze() returns for a picture without a face: the centre square scored, here as 'fake' by the rule."""
+    image, _ = clean_face((640, 480))
+    face = FaceResult(box=(80, 0, 480, 480), fake_probability=p, label="fake", confidence=p, heatmap=_heat(3, 3),
+                      crop_box=(80, 0, 560, 480))
+    verdict = Verdict(label="fake", fake_probability=p, confidence=p, threshold=0.42, uncertain_band=(0.385, 0.455),
+                      faces=[face], whole_image=True, model_name="deepfake_detector", model_version=3,
+                      sha256=SHA, filename="landscape.png", image_size=image.size, original_size=image.size)
+    return Analysis(verdict=verdict, image=image, crops=[image.crop(face.crop_box)])
+
+
+def test_no_face_gives_no_real_or_fake_verdict_only_a_labelled_check():
+    """The banner says 'No face found'; the whole-image score is shown as a check, never as 'Likely fake'."""
+    pdf = render_pdf(_no_face_check(), now=NOW)
+    text, _ = _text(pdf)
+    banner = text.split("VERDICT", 1)[1].lstrip().splitlines()[0]
+    assert banner.startswith("No face found")
+    assert "Likely fake" not in text and "Likely real" not in text
+    assert "Whole-image check, not a verdict" in text and "0.810" in text
+    assert "label:no_face" in PdfReader(io.BytesIO(pdf)).metadata["/Keywords"]
+
+
+def test_band_and_threshold_are_printed_exactly():
+    """The band 0.385-0.455 reads so (not 38%-46%), with the threshold, in the caption and the details."""
+    text, _ = _text(render_pdf(_no_face_check(), now=NOW))
+    flat = re.sub(r"\s+", " ", text)
+    assert "threshold 0.42, uncertain band 0.385–0.455" in flat
+    assert "uncertain band 0.385–0.455" in flat and "38%" not in flat and "46%" not in flat
 
 
 def test_report_without_crops_cuts_them_from_the_image():
@@ -222,7 +252,7 @@ def test_report_of_a_real_check_against_the_local_model_server(model_server):
     assert v.sha256 == hashlib.sha256(data).hexdigest() and v.sha256 in re.sub(r"\s+", "", text)
     assert {"Likely fake": "fake", "Likely real": "real", "Uncertain": "uncertain"}[
         next(w for w in ("Likely fake", "Likely real", "Uncertain") if w in text)] == v.label
-    assert f"{v.fake_probability:.1%}" in text
+    assert f"{v.fake_probability:.3f}" in text
     assert f"version {v.model_version}" in text and "портрет" in text
     assert "Heavy JPEG compression" in text
     assert len(v.faces) >= 1 and pages >= 1 and len(pdf) < 300 * 1024

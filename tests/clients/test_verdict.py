@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 
-from clients.verdict import FaceResult, QualityWarning, Verdict
+import numpy as np
+
+from clients.verdict import FaceResult, QualityWarning, Verdict, band_text, format_score, rule_text
 from clients.config import ClientConfig
 
 
@@ -38,3 +40,33 @@ def test_config_from_env_reads_every_variable():
         "10.0.0.1:9000", 2.5, 1000, 2_000_000, 32, 5)
     assert ClientConfig.from_env({}).target == "localhost:8500"
     assert ClientConfig.from_env(env, target="127.0.0.1:1", timeout_s=None).target == "127.0.0.1:1"
+
+
+def test_no_face_headline_gives_no_real_or_fake_verdict():
+    """Without a face the headline says so; the whole-image score is offered only as a labelled check."""
+    v = _verdict("fake", 0.81)
+    v.whole_image = True
+    assert v.shown_label == "no_face" and v.headline.startswith("No face found")
+    assert "fake" not in v.headline.lower().replace("real/fake", "") and "81%" not in v.headline
+    assert v.summary == v.headline
+    assert v.whole_image_check.startswith("Whole-image check, not a verdict") and "0.810" in v.whole_image_check
+    assert _verdict("fake", 0.81).whole_image_check == "" and _verdict("fake", 0.81).shown_label == "fake"
+
+
+def test_uncertain_headline_says_what_its_number_is():
+    """'Uncertain, confidence 58%' said nothing; the headline names the fake score and the band it falls in."""
+    v = _verdict("uncertain", 0.42)
+    v.uncertain_band = (0.385, 0.455)
+    assert v.headline == ("Uncertain: the model's fake score is 0.420, inside the band 0.385–0.455 "
+                          "where it is not reliable")
+    assert "confidence" not in v.headline and "58%" not in v.headline
+
+
+def test_band_is_formatted_exactly_from_the_float32_the_server_sends():
+    """0.385 and 0.455 arrive as float32 (0.38499999...): they read 0.385-0.455, never 0.38-0.46 or 0.39."""
+    band = (float(np.float32(0.385)), float(np.float32(0.455)))
+    assert band_text(band) == "0.385–0.455"
+    assert band_text((0.4, 0.6)) == "0.40–0.60" and band_text((0.5, 0.5)) == ""
+    assert format_score(float(np.float32(0.42))) == "0.42" and format_score(0.3875) == "0.3875"
+    assert rule_text(float(np.float32(0.42)), band) == "threshold 0.42, uncertain band 0.385–0.455"
+    assert rule_text(0.5, (0.5, 0.5)) == "threshold 0.50"

@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from clients.errors import DetectorError, FileTooLarge
 from clients.grpc_client import AsyncDetectorClient
 from clients.ratelimit import PerUserRateLimiter
 from clients.report import render_pdf
-from clients.verdict import Verdict
+from clients.verdict import NO_FACE, Verdict, confidence_text, rule_text, score_text
 from serving import contract
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ log = logging.getLogger("clients.bot")
 MB = 1024 * 1024
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 ACTION_REFRESH_S = 4.0  # Telegram shows a chat action for about 5 s
-LABEL_MARKS = {"fake": "🔴", "real": "🟢", "uncertain": "🟡"}
+LABEL_MARKS = {"fake": "🔴", "real": "🟢", "uncertain": "🟡", NO_FACE: "⚪"}
 
 WELCOME = (
     "Hello! I check whether a face in a photo looks manipulated or generated (a \"deepfake\").\n\n"
@@ -48,7 +49,8 @@ HELP = (
     "• An album gets one answer per image.\n"
     "• JPEG, PNG or WebP, up to {max_mb} MB.\n\n"
     "Reading the answer: \"Likely fake\" / \"Likely real\" with a confidence; \"Uncertain\" when the score "
-    "is too close to call. Warnings (small face, blur, heavy compression, no face, screenshot...) say why "
+    "is too close to call; \"No face found\" when there is no face to judge (the whole picture's score is then "
+    "shown as a check, not a verdict). Warnings (small face, blur, heavy compression, no face, screenshot...) say why "
     "to trust a verdict less.\n\n"
     "Limits: {burst} images at once, then {per_minute:g} per minute.\n"
     "Commands: /start /help /about /privacy"
@@ -218,7 +220,7 @@ async def check_image(message: Message, context: ContextTypes.DEFAULT_TYPE, file
             return
         del data
         verdict = analysis.verdict
-        log.info("checked one image: %s, %d face(s), %.0f ms", verdict.label, len(verdict.faces),
+        log.info("checked one image: %s, %d face(s), %.0f ms", verdict.shown_label, len(verdict.faces),
                  verdict.timings_ms.get("total", 0.0))
         await message.reply_text(verdict_text(verdict), do_quote=True)
         await send_report(message, analysis)
@@ -284,14 +286,13 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 # words ---------------------------------------------------------------------------------------
 def verdict_text(verdict: Verdict) -> str:
     """The reply: verdict and confidence, per-face scores, warnings, model and time."""
-    lines = [f"{LABEL_MARKS.get(verdict.label, '')} {verdict.summary}".strip()]
-    low, high = verdict.uncertain_band
-    band = f"; \"uncertain\" between {low:.2f} and {high:.2f}" if low < high else ""
-    lines.append(f"Fake probability {verdict.fake_probability:.2f} (threshold {verdict.threshold:.2f}{band})")
-    lines.append("")
+    lines = [f"{LABEL_MARKS.get(verdict.shown_label, '')} {verdict.headline}".strip()]
     if verdict.whole_image:
-        lines.append("No face found: the whole image was judged, which is less reliable.")
+        lines.append(verdict.whole_image_check)
     else:
+        lines.append(f"Fake score {score_text(verdict.fake_probability)} "
+                     f"({rule_text(verdict.threshold, verdict.uncertain_band)})")
+        lines.append("")
         lines.append(f"Faces ({len(verdict.faces)}):")
         lines.extend(face_line(i, face) for i, face in enumerate(verdict.faces, 1))
     if verdict.warnings:
@@ -305,10 +306,10 @@ def verdict_text(verdict: Verdict) -> str:
 
 
 def face_line(index: int, face) -> str:
-    """One face: its label, confidence, fake probability and where it is."""
+    """One face: its label, what its confidence is, its fake score and where it is."""
     x, y, w, h = face.box
-    return (f"{index}. {face.label}, {face.confidence:.0%} confidence (fake probability "
-            f"{face.fake_probability:.2f}) at x={x}, y={y}, {w}×{h} px")
+    return (f"{index}. {face.label}, {confidence_text(face.label, face.confidence)} (fake score "
+            f"{score_text(face.fake_probability)}) at x={x}, y={y}, {w}×{h} px")
 
 
 def about_text(info, model_dir: Path) -> str:
@@ -319,20 +320,37 @@ def about_text(info, model_dir: Path) -> str:
     lines = ["Deepfake face-image detector"]
     if info is not None:
         lines.append(f"Model: {info.name}, version {info.version} (being served now)")
-        low, high = info.uncertain_band
-        band = f"; \"uncertain\" between {low:.2f} and {high:.2f}" if low < high else ""
-        lines.append(f"Decision threshold {info.threshold:.2f}{band}")
+        lines.append(f"Decision rule: {rule_text(info.threshold, info.uncertain_band)}")
     else:
         shipped = f"version {version} shipped" if version else "version unknown"
         lines.append(f"Model: {contract.MODEL_NAME}, {shipped} (the model server is not reachable right now)")
     lines.append(f"Measured accuracy: {accuracy}" if accuracy else
                  "Measured accuracy: unknown (no evaluation figures ship with this version)")
     if metadata.get("training_data"):
-        lines.append(f"Trained on: {metadata['training_data']}")
+        lines.append(f"Trained on: {training_data_words(metadata['training_data'])}")
     lines.append("")
     lines.append("It is a statistical model: it can be wrong, and it only judges faces. Treat the verdict as "
                  "one clue among others.")
     return "\n".join(lines)
+
+
+TRAINING_SOURCES = {
+    "dfdc": "face swaps from the Deepfake Detection Challenge videos (DFDC) with their real frames",
+    "utkface": "real portrait photos (UTKFace)",
+    "mobilestylegan": "faces generated by MobileStyleGAN (a StyleGAN-family generator)",
+}
+"""The data sets a version's metadata names, in words a user reads (the metadata holds paths and short names)."""
+
+
+def training_data_words(raw: str) -> str:
+    """The metadata's training_data ('../shared/data/faces (dfdc, utkface); configs/x.json') without paths or
+    file names: the named sources described in words."""
+    names = re.findall(r"\(([^)]*)\)", raw)
+    sources = [n.strip() for group in names for n in group.split(",") if n.strip()]
+    if sources:
+        return "; ".join(TRAINING_SOURCES.get(s.lower(), s) for s in sources)
+    words = [w for w in re.split(r"[\s;]+", raw) if w and "/" not in w and not re.search(r"\.\w+$", w)]
+    return " ".join(words) or "not stated"
 
 
 def newest_version(model_dir: Path) -> int | None:

@@ -98,9 +98,19 @@ class Verdict:
         if self.whole_image:
             return "No face found: no real/fake verdict"
         if self.label == "uncertain":
-            return (f"Uncertain: the model's fake score is {score_text(self.fake_probability)}, inside the band "
-                    f"{band_text(self.uncertain_band)} where it is not reliable")
+            return f"Uncertain: {self.detail}"
         return f"{LABEL_WORDS.get(self.label, self.label)} (confidence {self.confidence:.0%})"
+
+    @property
+    def detail(self) -> str:
+        """The numbers beside the label word, for front ends that show the word large (the page's banner)."""
+        score = score_text(self.fake_probability)
+        if self.whole_image:
+            return f"whole-image check, not a verdict: fake score {score}"
+        if self.label == "uncertain":
+            return (f"the model's fake score is {score}, inside the band {band_text(self.uncertain_band)} "
+                    "where it is not reliable")
+        return f"confidence {self.confidence:.0%} · fake score {score}"
 
     @property
     def summary(self) -> str:

@@ -27,7 +27,7 @@ from PIL import Image
 
 from clients.config import ClientConfig
 from clients.errors import DetectorError, DetectorUnavailable, InvalidImage
-from clients.verdict import LABEL_WORDS, Verdict
+from clients.verdict import LABEL_WORDS, NO_FACE, Verdict, band_text, format_score, rule_text, score_text
 
 log = logging.getLogger("clients.web")
 
@@ -173,7 +173,8 @@ def check_file(data: bytes, filename: str, client, config: WebConfig, key: str |
             heat = overlay.overlay_heatmap(crop, face.heatmap) if face.heatmap else None
             faces.append(FaceView(crop=overlay.thumbnail(crop, 224),
                                   overlay=overlay.thumbnail(heat, 224) if heat is not None else None,
-                                  label=face.label, fake_probability=face.fake_probability,
+                                  label=NO_FACE if verdict.whole_image else face.label,
+                                  fake_probability=face.fake_probability,
                                   confidence=face.confidence, box=tuple(face.box)))
         pdf = report.render_pdf(analysis)
         thumb = _png(overlay.thumbnail(analysis.image, config.thumb_side))
@@ -201,7 +202,7 @@ def history_entry(outcome: FileOutcome) -> HistoryEntry:
     """The history line of a successful check."""
     v = outcome.verdict
     assert v is not None
-    return HistoryEntry(checked_at=outcome.checked_at, filename=outcome.filename, label=v.label,
+    return HistoryEntry(checked_at=outcome.checked_at, filename=outcome.filename, label=v.shown_label,
                         confidence=v.confidence, fake_probability=v.fake_probability,
                         faces=0 if v.whole_image else len(v.faces), elapsed_s=outcome.elapsed_s,
                         model=f"{v.model_name} v{v.model_version}", sha256=v.sha256, thumb_png=outcome.thumb_png)
@@ -430,8 +431,7 @@ def render_sidebar(config: WebConfig) -> ServerStatus:
         sb.markdown(f"Model **{html.escape(status.model_name)}**, version **{status.model_version}**")
         if status.threshold is not None:
             band = status.uncertain_band or (status.threshold, status.threshold)
-            band_txt = (f", uncertain between {band[0]:.2f} and {band[1]:.2f}" if band[0] < band[1] else "")
-            sb.caption(f"Threshold {status.threshold:.2f}{band_txt}.")
+            sb.caption(f"Decision rule: {rule_text(status.threshold, band)}.")
     else:
         sb.markdown('<span class="df-status"><span class="df-dot down"></span>Not reachable</span>',
                     unsafe_allow_html=True)
@@ -448,7 +448,7 @@ def render_sidebar(config: WebConfig) -> ServerStatus:
 
 def verdict_html(v: Verdict) -> str:
     """The coloured verdict banner with the confidence and a score meter."""
-    word = LABEL_WORDS.get(v.label, v.label)
+    word = LABEL_WORDS.get(v.shown_label, v.shown_label)
     low, high = v.uncertain_band
     band = ""
     if low < high:
@@ -456,21 +456,22 @@ def verdict_html(v: Verdict) -> str:
     meter = (f'<div class="df-meter">{band}<div class="df-thr" style="left:calc({v.threshold*100:.1f}% - 1px)"></div>'
              f'<div class="df-mark" style="left:calc({v.fake_probability*100:.1f}% - 2px)"></div></div>'
              '<div class="df-scale"><span>0 real</span><span>threshold '
-             f'{v.threshold:.2f}</span><span>1 fake</span></div>')
-    return (f'<div class="df-verdict df-{html.escape(v.label)}"><span class="df-label">{html.escape(word)}</span>'
-            f'<span class="df-conf">confidence {v.confidence:.0%} · fake score {v.fake_probability:.2f}</span></div>'
-            + meter)
+             f'{format_score(v.threshold)}</span><span>1 fake</span></div>')
+    return (f'<div class="df-verdict df-{html.escape(v.shown_label)}"><span class="df-label">{html.escape(word)}'
+            f'</span><span class="df-conf">{html.escape(v.detail)}</span></div>' + meter)
 
 
 def explain_label(v: Verdict) -> str:
     """One sentence under the banner that says what this verdict means."""
-    low, high = v.uncertain_band
+    score, threshold = score_text(v.fake_probability), format_score(v.threshold)
+    if v.whole_image:
+        return v.whole_image_check
     if v.label == "uncertain":
-        return (f"The fake score {v.fake_probability:.2f} is inside the uncertain band ({low:.2f}–{high:.2f}): "
+        return (f"The fake score {score} is inside the uncertain band ({band_text(v.uncertain_band)}): "
                 "the model cannot tell reliably, so treat this image as unverified.")
     if v.label == "fake":
-        return f"The fake score {v.fake_probability:.2f} is at or above the threshold {v.threshold:.2f}."
-    return f"The fake score {v.fake_probability:.2f} is below the threshold {v.threshold:.2f}."
+        return f"The fake score {score} is at or above the threshold {threshold}."
+    return f"The fake score {score} is below the threshold {threshold}."
 
 
 def timing_text(outcome: FileOutcome) -> str:
@@ -522,7 +523,7 @@ def render_outcome(outcome: FileOutcome, show_heatmap: bool) -> None:
                                mime="application/pdf", key=f"pdf-{outcome.key}", on_click="ignore",
                                icon=":material/picture_as_pdf:")
         if outcome.faces:
-            st.markdown("**Faces**" if not v.whole_image else "**Whole image**")
+            st.markdown("**Faces**" if not v.whole_image else "**Whole-image check (not a verdict)**")
             st.table(faces_table(outcome))
             cols = st.columns(FACE_COLUMNS)
             for i, face in enumerate(outcome.faces):

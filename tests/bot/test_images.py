@@ -15,7 +15,7 @@ from pypdf import PdfReader
 from clients.analyze import analyze
 from clients.errors import CorruptImage, DetectorUnavailable, FileTooLarge
 from clients.grpc_client import DetectorClient
-from clients.verdict import LABEL_WORDS, Verdict
+from clients.verdict import LABEL_WORDS, Verdict, confidence_text, score_text
 from tests.bot.images import PDF_DOCUMENT, face_photo, large_jpeg, no_face_png, pixel_bomb_png, truncated_jpeg
 
 pytestmark = pytest.mark.integration
@@ -45,17 +45,17 @@ def pdf_image_count(data: bytes) -> int:
 
 def assert_reply_reports(text: str, verdict: Verdict) -> None:
     """The reply carries the verdict words, the confidence, one line per face and every warning."""
-    assert verdict.summary in text  # e.g. "Likely fake (confidence 87%)"
-    assert f"{verdict.fake_probability:.2f}" in text
+    assert verdict.headline in text  # e.g. "Likely fake (confidence 87%)", "No face found: ..."
+    assert score_text(verdict.fake_probability) in text
     lines = text.splitlines()
     if verdict.whole_image:
-        assert any("no face" in line.lower() for line in lines)
+        assert "no face found" in lines[0].lower() and "Whole-image check, not a verdict" in text
     else:
         assert f"Faces ({len(verdict.faces)})" in text
         for i, face in enumerate(verdict.faces, 1):
             line = next(line for line in lines if line.startswith(f"{i}. "))
-            assert face.label in line and f"{face.confidence:.0%}" in line
-            assert f"{face.fake_probability:.2f}" in line
+            assert face.label in line and confidence_text(face.label, face.confidence) in line
+            assert score_text(face.fake_probability) in line
     for warning in verdict.warnings:
         assert warning.message in text
 
@@ -79,7 +79,7 @@ def test_photo_gets_verdict_then_pdf(telegram, served_config, run_bot):
     name, pdf = document.files["document"]
     assert name.endswith(".pdf")
     text = pdf_text(pdf)
-    assert LABEL_WORDS[expected.label].lower() in text.lower()
+    assert LABEL_WORDS[expected.shown_label].lower() in text.lower()
     assert f"sha256:{expected.sha256}" in pdf_keywords(pdf)
     assert pdf_image_count(pdf) >= 1 + len(expected.faces)  # the photo, and each face with its heatmap
     assert expected.summary in document.params["caption"]
@@ -94,7 +94,7 @@ def test_image_sent_as_file_is_handled_like_a_photo(telegram, served_config, run
         document, = telegram.wait_calls("sendDocument", 1, chat_id=32, timeout=60)
     reply, = telegram.calls_to("sendMessage", 32)
     assert_reply_reports(reply.params["text"], expected)
-    assert LABEL_WORDS[expected.label].lower() in pdf_text(document.files["document"][1]).lower()
+    assert LABEL_WORDS[expected.shown_label].lower() in pdf_text(document.files["document"][1]).lower()
 
 
 def test_album_gets_one_answer_per_image(telegram, served_config, run_bot):

@@ -195,10 +195,21 @@ def test_unexpected_failure_is_a_generic_message_not_a_trace(monkeypatch, capfd)
 
 
 def test_uncertain_verdict_is_shown_as_uncertain_with_its_band():
-    v = Verdict(label="uncertain", fake_probability=0.55, confidence=0.55, threshold=0.5, uncertain_band=(0.4, 0.62),
-                faces=[], whole_image=True, model_name="deepfake_detector", model_version=2)
+    v = Verdict(label="uncertain", fake_probability=0.55, confidence=0.55, threshold=0.5, uncertain_band=(0.385, 0.62),
+                faces=[], whole_image=False, model_name="deepfake_detector", model_version=2)
     banner = verdict_html(v)
     assert 'class="df-verdict df-uncertain"' in banner and ">Uncertain<" in banner
-    assert "confidence 55%" in banner
+    assert "confidence 55%" not in banner, "a bare percentage beside 'Uncertain' says nothing"
+    assert "fake score is 0.550, inside the band 0.385–0.62 where it is not reliable" in banner
     text = explain_label(v)
-    assert "0.40" in text and "0.62" in text and "cannot tell" in text
+    assert "0.385–0.62" in text and "cannot tell" in text
+
+
+def test_no_face_banner_gives_no_real_or_fake_verdict():
+    """A picture without a face: the banner says 'No face found', its score only as a labelled whole-image check."""
+    v = Verdict(label="fake", fake_probability=0.81, confidence=0.81, threshold=0.42, uncertain_band=(0.385, 0.455),
+                faces=[], whole_image=True, model_name="deepfake_detector", model_version=3)
+    banner = verdict_html(v)
+    assert ">No face found<" in banner and "Likely" not in banner and "81%" not in banner
+    assert "whole-image check, not a verdict" in banner
+    assert "Whole-image check, not a verdict" in explain_label(v)

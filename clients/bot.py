@@ -149,6 +149,7 @@ def setup_logging(level: str | int, secrets: list[str], stream=None) -> logging.
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for noisy in ("httpx", "httpcore"):  # they log request URLs, which carry the token
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # at INFO it lists the glyphs of a file's name
     return handler
 
 

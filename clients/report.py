@@ -9,6 +9,7 @@ Unicode fonts with fallbacks cover most scripts and anything else becomes U+FFFD
 from __future__ import annotations
 
 import io
+import logging
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -100,6 +101,7 @@ class _Thumbnail:
 
 def render_pdf(analysis: "Analysis", now: datetime | None = None) -> bytes:
     """The report of one analysis as PDF bytes; `now` (UTC) is printed and set as creation date."""
+    quiet_font_logs()
     now = _utc(now or datetime.now(timezone.utc))
     verdict = analysis.verdict
     # Pillow work (it releases the GIL) runs beside the page layout until each part is needed.
@@ -121,6 +123,13 @@ def render_pdf(analysis: "Analysis", now: datetime | None = None) -> bytes:
     _warnings(pdf, verdict)
     _explanation(pdf, verdict)
     return bytes(pdf.output(output_producer_class=pdffonts.OutputProducer))
+
+
+@lru_cache(maxsize=1)
+def quiet_font_logs() -> None:
+    """Keep fontTools at WARNING and above: at INFO its subsetter logs the glyph names it keeps, which spell out
+    the characters of the user's file name (and ~190 lines per report)."""
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 
 # The document -----------------------------------------------------------------------------

@@ -91,6 +91,7 @@ def test_setup_logging_quiets_http_clients_and_redacts_on_the_root_handler():
         assert root.handlers == [handler]
         assert any(isinstance(f, RedactSecrets) for f in handler.filters)
         assert logging.getLogger("httpx").level == logging.WARNING
+        assert logging.getLogger("fontTools").level == logging.WARNING  # its INFO lines spell out file names
         logging.getLogger("telegram.test").debug("Set Bot API URL: https://api.telegram.org/bot%s", TOKEN)
         assert TOKEN not in stream.getvalue() and "[REDACTED]" in stream.getvalue()
     finally:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
 import shutil
 import subprocess
@@ -277,3 +278,26 @@ def test_values_wrap_exactly_as_fpdf2_would_wrap_them(size):
         for text in texts:
             assert _break_lines(pdf, width, text) == pdf.multi_cell(width, 4, text, dry_run=True, output="LINES"), (
                 width, text)
+
+
+def test_no_part_of_the_file_name_reaches_the_log(caplog):
+    """fontTools' subsetter logged the glyph names it kept at INFO (the file name's letters, one by one): a report
+    made with every logger at DEBUG leaves no trace of the name, nor of its glyphs, in the log."""
+    from fontTools.ttLib import TTFont
+
+    from clients import report
+
+    name = "Ξενοφών_секретно_家族旅行.jpg"
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("fontTools").setLevel(logging.NOTSET)   # as a fresh process has it, before any report
+    report.quiet_font_logs.cache_clear()
+    render_pdf(_analysis(filename=name), now=NOW)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    glyph_names = set()
+    for _, _, file in report.FONTS:
+        cmap = TTFont(str(report.FONT_DIR / file), lazy=True).getBestCmap()
+        glyph_names |= {cmap[ord(c)] for c in name if ord(c) > 127 and ord(c) in cmap}
+    assert glyph_names, "the fonts draw the name's letters"
+    assert not [g for g in glyph_names if re.search(rf"['\"]{re.escape(g)}['\"]", logged)]
+    assert not [part for part in ("Ξενοφών", "секретно", "家族旅行") if part in logged]
+    assert not [r for r in caplog.records if r.name.startswith("fontTools") and r.levelno < logging.WARNING]

@@ -59,15 +59,21 @@ def test_the_validator_rejects_a_broken_object(rendered):
         _validate(web)
 
 
-def test_optional_ingress_component_renders_and_validates(kubectl, tmp_path):
-    """Turning on the Ingress component (as the README says) gives a valid Ingress for the page Service."""
+def _render_with_ingress(kubectl: str, tmp_path) -> list[dict]:
+    """The base with the Ingress component turned on, as the README says, rendered from a copy."""
     copy_dir = tmp_path / "k8s"
     shutil.copytree(K8S, copy_dir)
+    shutil.copytree(REPO / "serving", tmp_path / "serving", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     kustomization = copy_dir / "kustomization.yaml"
     data = yaml.safe_load(kustomization.read_text())
     data["components"] = ["components/ingress"]
     kustomization.write_text(yaml.safe_dump(data))
-    docs = render(kubectl, copy_dir)
+    return render(kubectl, copy_dir)
+
+
+def test_optional_ingress_component_renders_and_validates(kubectl, tmp_path):
+    """Turning on the Ingress component (as the README says) gives a valid Ingress for the page Service."""
+    docs = _render_with_ingress(kubectl, tmp_path)
     ingress = objects(docs, "Ingress")["deepfake-detector-web"]
     _validate(ingress)
     backends = [p["backend"]["service"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]]
@@ -247,22 +253,41 @@ def test_bot_token_comes_from_a_secret_that_the_base_never_carries(rendered):
         objects(rendered, "Deployment")["deepfake-detector-bot"]["spec"]["replicas"] == 1
 
 
-def test_k8s_serving_config_is_the_same_as_the_repos(rendered):
-    """k8s/serving/ copies serving/'s TF Serving files (kustomize cannot read outside k8s/): no drift."""
+def test_k8s_serving_config_is_generated_from_the_repos_files(rendered):
+    """The serving-config ConfigMap holds serving/'s own TF Serving files, byte for byte: one source, no copy."""
+    pod = pod_specs(rendered)["deepfake-detector-serving"]
+    server = pod["containers"][0]
+    config_map = _config_map_for(rendered, pod, server, _flag(server["args"], "model_config_file"))
     for name in ("batching_parameters.txt", "monitoring.config", "models.config"):
-        source = REPO / "serving" / name
-        if not source.is_file():
-            pytest.skip(f"serving/{name} is not written yet")
-        ours = (K8S / "serving" / name).read_text()
-        theirs = source.read_text()
-        if name == "models.config":
-            ours, theirs = (re.sub(r'base_path:\s*"[^"]*"', 'base_path: ""', t) for t in (ours, theirs))
-        assert _proto_text(ours) == _proto_text(theirs), f"k8s/serving/{name} differs from serving/{name}"
+        assert config_map["data"][name] == (REPO / "serving" / name).read_text(), f"{name} differs from serving/{name}"
+    assert not any((K8S / "serving" / name).exists() for name in config_map["data"]), "a stale copy in k8s/serving/"
 
 
-def _proto_text(text: str) -> str:
-    """Text-proto content without comments and whitespace differences."""
-    return " ".join(re.sub(r"#.*", "", text).split())
+def test_no_replica_count_where_an_hpa_owns_the_deployment(rendered):
+    """`kubectl apply` must not reset what the autoscaler chose: a Deployment an HPA scales has no `replicas:`."""
+    scaled = {h["spec"]["scaleTargetRef"]["name"] for h in objects(rendered, "HorizontalPodAutoscaler").values()
+              if h["spec"]["scaleTargetRef"]["kind"] == "Deployment"}
+    assert "deepfake-detector-serving" in scaled
+    deployments = objects(rendered, "Deployment")
+    for name in scaled:
+        assert "replicas" not in deployments[name]["spec"], f"{name} has replicas: beside its HPA"
+
+
+def test_a_page_session_stays_on_one_pod(rendered, kubectl, tmp_path):
+    """Streamlit keeps a session in one pod: with several page pods, the Service and the Ingress stick a client
+    to one (else uploads fail with "Invalid session_id", streamlit/streamlit#4173)."""
+    web = objects(rendered, "Deployment")["deepfake-detector-web"]
+    scaled = any(h["spec"]["scaleTargetRef"]["name"] == "deepfake-detector-web"
+                 for h in objects(rendered, "HorizontalPodAutoscaler").values())
+    if web["spec"].get("replicas", 1) == 1 and not scaled:
+        return  # one pod: nothing to stick to
+    service = objects(rendered, "Service")["deepfake-detector-web"]
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
+    assert service["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] >= 3600
+    annotations = objects(_render_with_ingress(kubectl, tmp_path), "Ingress")["deepfake-detector-web"]["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/affinity"] == "cookie"
+    assert annotations["nginx.ingress.kubernetes.io/affinity-mode"] == "persistent"
+    assert annotations.get("nginx.ingress.kubernetes.io/session-cookie-name")
 
 
 def _flag(args: list[str], name: str) -> str:

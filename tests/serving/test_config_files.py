@@ -41,7 +41,9 @@ def test_repo_models_config_serves_the_contract_model():
     (entry,) = parse_model_config((SERVING / "models.config").read_text())
     assert entry.name == contract.MODEL_NAME
     assert entry.base_path == Path("/models") / contract.MODEL_NAME
-    assert entry.policy == VersionPolicy("latest", num_versions=1)
+    assert entry.policy.kind == "specific" and len(entry.policy.versions) == 1, "the deployed version, pinned"
+    (version,) = entry.policy.versions
+    assert contract.is_complete_version(SERVING.parent / "saved_model" / contract.MODEL_NAME / str(version))
 
 
 def test_version_policies():

@@ -7,6 +7,7 @@ by TELEGRAM_BOT_TOKEN_FILE and is redacted from every log record. Images stay in
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -14,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from telegram import Update
+from telegram import Bot, Update
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, CommandHandler, MessageHandler, TypeHandler, filters
 
 from clients.config import ClientConfig
@@ -24,12 +26,19 @@ DEFAULT_MODEL_DIR = REPO / "saved_model" / "deepfake_detector"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED = "[REDACTED]"
 EXIT_CONFIG_ERROR = 2
+EXIT_TELEGRAM_UNREACHABLE = 1
+START_RETRY_MAX_S = 30.0
+"""The longest wait between two tries to reach Telegram at start (the wait doubles from BOT_START_RETRY_S)."""
 
 log = logging.getLogger("clients.bot")
 
 
 class ConfigError(Exception):
     """The bot cannot start with this configuration; the message is one line for the operator."""
+
+
+class TelegramUnreachable(Exception):
+    """Telegram did not answer within the allowed tries at start; the message is one line for the operator."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,8 @@ class BotConfig:
     poll_timeout_s: float = 10.0                    # BOT_POLL_TIMEOUT_S: long-polling wait
     model_dir: Path = DEFAULT_MODEL_DIR             # DEEPFAKE_MODEL_DIR: where /about reads measured accuracy
     log_level: str = "INFO"                         # BOT_LOG_LEVEL
+    start_attempts: int = 0                         # BOT_START_ATTEMPTS: tries to reach Telegram at start, 0 = no limit
+    start_retry_s: float = 1.0                      # BOT_START_RETRY_S: first wait between tries (doubles, up to 30 s)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "BotConfig":
@@ -67,11 +78,15 @@ class BotConfig:
             "poll_timeout_s": _number(env, "BOT_POLL_TIMEOUT_S", float, cls.poll_timeout_s),
             "model_dir": Path(env.get("DEEPFAKE_MODEL_DIR") or DEFAULT_MODEL_DIR),
             "log_level": (env.get("BOT_LOG_LEVEL") or cls.log_level).upper(),
+            "start_attempts": _number(env, "BOT_START_ATTEMPTS", int, cls.start_attempts),
+            "start_retry_s": _number(env, "BOT_START_RETRY_S", float, cls.start_retry_s),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)
         if config.rate_burst < 1 or config.rate_per_minute <= 0:
             raise ConfigError("BOT_RATE_BURST must be >= 1 and BOT_RATE_PER_MINUTE > 0")
+        if config.start_attempts < 0 or config.start_retry_s <= 0:
+            raise ConfigError("BOT_START_ATTEMPTS must be >= 0 and BOT_START_RETRY_S > 0")
         return config
 
     def client_config(self) -> ClientConfig:
@@ -141,6 +156,12 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+def redacted_token(token: str) -> str:
+    """The token as an operator may see it: the bot's id, the secret half replaced."""
+    bot_id, sep, _ = token.partition(":")
+    return f"{bot_id}:{REDACTED}" if sep and bot_id.isdigit() else REDACTED
+
+
 def setup_logging(level: str | int, secrets: list[str], stream=None) -> logging.Handler:
     """Once, at the entry point: one root handler that redacts secrets; HTTP client loggers quiet."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
@@ -182,6 +203,32 @@ def build_application(config: BotConfig) -> Application:
     return application
 
 
+async def reach_telegram(config: BotConfig) -> None:
+    """Ask Telegram who we are (getMe) until it answers, waiting longer after each failure, one log line per try.
+
+    An invalid token (401) raises InvalidToken at once: no retry can fix it. Without an answer after
+    config.start_attempts tries (0 = no limit), TelegramUnreachable."""
+    urls = {key: value for key, value in (("base_url", config.base_url), ("base_file_url", config.base_file_url))
+            if value}
+    delay, attempt = config.start_retry_s, 0
+    limit = f"/{config.start_attempts}" if config.start_attempts else ""
+    while True:
+        attempt += 1
+        try:
+            async with Bot(config.token, **urls):  # initialising a Bot calls getMe
+                return
+        except InvalidToken:
+            raise
+        except TelegramError as err:
+            if config.start_attempts and attempt >= config.start_attempts:
+                raise TelegramUnreachable(f"Telegram not reachable after {attempt} tries "
+                                          f"({type(err).__name__}: {err}); giving up") from None
+            log.warning("Telegram not reachable (try %d%s: %s: %s); next try in %.0f s", attempt, limit,
+                        type(err).__name__, err, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, START_RETRY_MAX_S)
+
+
 def poll(application: Application, config: BotConfig, **kwargs) -> None:
     """Long-poll Telegram until stopped (SIGINT/SIGTERM, or application.stop_running())."""
     application.run_polling(allowed_updates=[Update.MESSAGE], timeout=config.poll_timeout_s, **kwargs)
@@ -209,7 +256,23 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(config.log_level, [config.token])
     log.info("starting: model server %s, rate limit %d then %.0f/min", config.target,
              config.rate_burst, config.rate_per_minute)
-    poll(build_application(config), config)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # run_polling runs on it too, and closes it
+    try:
+        loop.run_until_complete(reach_telegram(config))
+        poll(build_application(config), config)
+    except InvalidToken:
+        log.error("Telegram rejected the bot token %s (401 Unauthorized): check TELEGRAM_BOT_TOKEN or "
+                  "TELEGRAM_BOT_TOKEN_FILE", redacted_token(config.token))
+        return EXIT_CONFIG_ERROR
+    except TelegramUnreachable as err:
+        log.error("%s", err)
+        return EXIT_TELEGRAM_UNREACHABLE
+    except KeyboardInterrupt:
+        pass  # stopped while still trying to reach Telegram
+    finally:
+        if not loop.is_closed():
+            loop.close()
     log.info("stopped")
     return 0
 

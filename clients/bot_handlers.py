@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from telegram import BotCommand, Document, Message, Update
 from telegram.constants import ChatAction
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 
 from clients.analyze import Analysis, analyze_async
@@ -276,7 +276,12 @@ async def chat_action(context: ContextTypes.DEFAULT_TYPE, chat_id: int, action: 
 
 # errors --------------------------------------------------------------------------------------
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log what went wrong (the token is redacted by the log filter) and apologise without details."""
+    """Log what went wrong (the token is redacted by the log filter) and apologise without details.
+
+    A user who blocked the bot (403 Forbidden) is no error of ours: one line, and no apology they cannot receive."""
+    if isinstance(context.error, Forbidden):
+        log.info("a reply was not delivered: the user blocked the bot or left the chat (403 Forbidden)")
+        return
     log.error("error while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None:
         with contextlib.suppress(TelegramError):

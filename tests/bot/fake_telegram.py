@@ -5,7 +5,8 @@ It speaks real HTTP the way api.telegram.org does (`/bot<TOKEN>/<method>`, files
 talk to it through `base_url` / `base_file_url`. Tests queue updates (photos with several
 sizes, image documents, albums, commands, other documents), and read back every call the
 bot made: sendMessage, sendDocument (with the uploaded bytes), sendChatAction, getFile and
-file downloads.
+file downloads. Like the real one, it answers 401 Unauthorized to any other token, and 403 Forbidden
+to a send* call for a chat listed in `blocked` (a user who blocked the bot).
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ BOT_ID = 7000001
 BOT_USERNAME = "deepfake_test_bot"
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 """The real Bot API refuses getFile for files over 20 MB."""
+SEND_METHODS = ("sendMessage", "sendDocument", "sendChatAction", "sendPhoto")
+BLOCKED = "Forbidden: bot was blocked by the user"
 
 
 class ApiError(Exception):
@@ -73,8 +76,10 @@ class StoredFile:
 class FakeTelegram:
     """The stand-in server: queue updates with `send_*`, read the bot's calls from `calls`."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, port: int = 0) -> None:
         self.token = token
+        self.blocked: set[int] = set()
+        """Chats whose user blocked the bot: send* calls to them get 403 Forbidden."""
         self.calls: list[Call] = []
         self.downloads: list[str] = []
         self.files: dict[str, StoredFile] = {}
@@ -82,7 +87,7 @@ class FakeTelegram:
         self._cond = threading.Condition()
         self._ids = itertools.count(1)
         self._message_ids = itertools.count(100)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-telegram", daemon=True)
 
@@ -267,6 +272,8 @@ class FakeTelegram:
             return True
         if method == "getUpdates":
             return self._get_updates(params)
+        if method in SEND_METHODS and params.get("chat_id") and int(params["chat_id"]) in self.blocked:
+            raise ApiError(403, BLOCKED)
         if method == "getFile":
             stored = self.files.get(params.get("file_id", ""))
             if stored is None:

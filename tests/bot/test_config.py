@@ -44,6 +44,11 @@ def test_config_from_env_reads_limits_and_urls():
     assert TOKEN not in repr(config)
     with pytest.raises(ConfigError, match="BOT_RATE_BURST"):
         BotConfig.from_env({"TELEGRAM_BOT_TOKEN": TOKEN, "BOT_RATE_BURST": "many"})
+    start = BotConfig.from_env({"TELEGRAM_BOT_TOKEN": TOKEN, "BOT_START_ATTEMPTS": "5", "BOT_START_RETRY_S": "0.5"})
+    assert (start.start_attempts, start.start_retry_s) == (5, 0.5)
+    assert BotConfig.from_env({"TELEGRAM_BOT_TOKEN": TOKEN}).start_attempts == 0  # keep trying until Telegram answers
+    with pytest.raises(ConfigError, match="BOT_START_RETRY_S"):
+        BotConfig.from_env({"TELEGRAM_BOT_TOKEN": TOKEN, "BOT_START_RETRY_S": "0"})
 
 
 def test_missing_token_exits_2_with_one_line():

@@ -170,13 +170,31 @@ def keras_logits(model, paths: list[str], batch_size: int = 64) -> np.ndarray:
     from training.preprocess import decode_and_resize
 
     backbone, head = backbone_of(model), head_of(model)
+    ds = tf.data.Dataset.from_tensor_slices(list(paths)).map(
+        lambda p: decode_and_resize(tf.io.read_file(p)), num_parallel_calls=2).batch(batch_size).prefetch(1)
+    return _run_logits(backbone, head, ds)
+
+
+def keras_logits_bytes(model, blobs: list[bytes], batch_size: int = 64) -> np.ndarray:
+    """Logits of a build_model Keras model on encoded images in memory (a client's crops), decoded like `from_bytes`."""
+    import tensorflow as tf
+
+    from training.model import backbone_of, head_of
+    from training.preprocess import decode_and_resize
+
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(blobs), dtype=tf.string)).map(
+        decode_and_resize, num_parallel_calls=2).batch(batch_size).prefetch(1)
+    return _run_logits(backbone_of(model), head_of(model), ds)
+
+
+def _run_logits(backbone, head, ds) -> np.ndarray:
+    """The head's logit over a dataset of image batches, in order."""
+    import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
     def logit_fn(images):
         return head(backbone(images, training=False), training=False)[:, 0]
 
-    ds = tf.data.Dataset.from_tensor_slices(list(paths)).map(
-        lambda p: decode_and_resize(tf.io.read_file(p)), num_parallel_calls=2).batch(batch_size).prefetch(1)
     out = [logit_fn(batch).numpy() for batch in ds]
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 

@@ -402,7 +402,7 @@ def write_plots(folder: str | Path, samples, labels: np.ndarray, probs: np.ndarr
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[str, argparse.Namespace]:
-    """The one place the command line is read: ('score' | 'leave-one-out' | 'ablation', args)."""
+    """The one place the command line is read: ('score' | 'leave-one-out' | 'leave-one-real-out' | 'ablation', args)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=EvalConfig.model, help="model base path or one version folder")
     p.add_argument("--version", type=int, help="version to score (default: the highest complete one)")
@@ -423,6 +423,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, argparse.Namespace]:
     p.add_argument("--whole-photos", action="store_true", help="also score each image as the client's face crop")
     p.add_argument("--whole-photos-max", type=int, default=EvalConfig.whole_photos_max)
     p.add_argument("--leave-one-out", action="store_true", help="train without each fake source and score it")
+    p.add_argument("--leave-one-real-out", action="store_true",
+                   help="train without each real-only source, then its false-alarm rate (training.real_holdout)")
     p.add_argument("--ablation", action="store_true", help="the ablation table (quick-budget trainings)")
     p.add_argument("--config", help="TrainConfig JSON for --leave-one-out / --ablation")
     p.add_argument("--out", help="output folder for --leave-one-out / --ablation")
@@ -430,9 +432,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, argparse.Namespace]:
                    help="with --leave-one-out/--ablation: only tabulate runs already in --out, mark the rest 'not run'")
     p.add_argument("--no-reference", action="store_true",
                    help="with --leave-one-out: skip the reference run trained on every source")
-    p.add_argument("--sources", help="fake sources to hold out, comma-separated (default: every fake source)")
+    p.add_argument("--sources", help="sources to hold out, comma-separated (default: every fake source; with "
+                   "--leave-one-real-out every real-only source)")
     args = p.parse_args(argv)
-    mode = "leave-one-out" if args.leave_one_out else "ablation" if args.ablation else "score"
+    mode = ("leave-one-out" if args.leave_one_out else "leave-one-real-out" if args.leave_one_real_out
+            else "ablation" if args.ablation else "score")
     if mode != "score" and not (args.config and args.out):
         p.error(f"--{mode} needs --config and --out")
     return mode, args
@@ -470,7 +474,12 @@ def main(argv: list[str] | None = None) -> int:
         from training import ablation
 
         sources = [s for s in (args.sources or "").split(",") if s] or None
-        if mode == "leave-one-out":
+        if mode == "leave-one-real-out":
+            from training import real_holdout
+
+            real_holdout.leave_one_real_out_main(args.config, args.out, sources=sources, manifest=args.manifest,
+                                                 train_missing=not args.no_train)
+        elif mode == "leave-one-out":
             ablation.leave_one_out_main(args.config, args.out, sources=sources, manifest=args.manifest,
                                         train_missing=not args.no_train, reference=not args.no_reference)
         else:

@@ -1,7 +1,10 @@
-"""The detector network, built by one function: MobileNetV2 features and the seed's head.
+"""The detector network, built by one function: a backbone's features and the seed's head.
 
-The model takes RGB pixels in 0..255 at 224x224 and normalises them itself, so nothing
-outside the graph has to know MobileNetV2's [-1, 1] convention.
+The model takes RGB pixels in 0..255 at 224x224 and normalises them itself (each backbone's
+own input scaling, and its own working size where that differs), so nothing outside the graph
+has to know a backbone's convention. The backbone is MobileNetV2 built by Keras (ImageNet
+weights downloaded, or from a local .weights.h5) or any complete Keras model file of a
+feature extractor (`backbone` = its path), e.g. the EfficientNet-Lite files in ../shared/weights.
 """
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
 from serving.contract import IMAGE_SIZE
@@ -16,6 +20,11 @@ from serving.contract import IMAGE_SIZE
 IMAGENET = "imagenet"
 BACKBONE = "backbone"
 HEAD = "head"
+MOBILENET_V2 = "mobilenet_v2"
+
+SCALINGS = ("minus1_1", "lite", "bgr_imagenet")
+"""Input scalings: MobileNetV2's x/127.5-1; EfficientNet-Lite's (x-127)/128; Caffe-style BGR minus ImageNet means."""
+IMAGENET_BGR_MEANS = (103.939, 116.779, 123.68)
 
 
 @dataclass(frozen=True)
@@ -24,10 +33,17 @@ class ModelConfig:
 
     alpha: float = 0.35
     weights: str | None = IMAGENET
-    """'imagenet' (Keras download), a path to a local .weights.h5 file, or None for random."""
-    pool_size: int = 2
+    """For MobileNetV2: 'imagenet' (Keras download), a path to a local .weights.h5 file, or None for random."""
+    pool_size: int | None = 2
+    """The head's MaxPooling2D window; None = the whole feature map (global max)."""
     dense_units: tuple[int, ...] = (128,)
     dropout: float = 0.4
+    backbone: str = MOBILENET_V2
+    """'mobilenet_v2', or the path of a complete Keras model file (.keras) of a feature extractor."""
+    scaling: str = "minus1_1"
+    """How pixels 0..255 are scaled for the backbone: one of SCALINGS."""
+    input_size: int = IMAGE_SIZE
+    """The backbone's working side; the 224 input is resized to it inside the graph when it differs."""
 
 
 def _mobilenet(cfg: ModelConfig) -> keras.Model:
@@ -44,18 +60,46 @@ def _mobilenet(cfg: ModelConfig) -> keras.Model:
     return net
 
 
+def _from_file(cfg: ModelConfig) -> keras.Model:
+    """A complete Keras feature extractor from a file (no builder code, no download)."""
+    path = Path(cfg.backbone)
+    if not path.is_file():
+        raise FileNotFoundError(f"backbone model file not found: {path}")
+    return keras.saving.load_model(str(path), compile=False)
+
+
+def scale_pixels(pixels, scaling: str):
+    """Standard layers that map RGB 0..255 to a backbone's input convention (serialisable, no Lambda)."""
+    if scaling == "minus1_1":
+        return layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_minus1_1")(pixels)
+    if scaling == "lite":
+        return layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="to_lite")(pixels)
+    if scaling == "bgr_imagenet":
+        # A fixed 1x1 convolution swaps R and B and subtracts the means: exact, and saved with the model.
+        conv = layers.Conv2D(3, 1, name="to_bgr_minus_means", trainable=False)
+        out = conv(pixels)
+        conv.set_weights([np.eye(3, dtype="float32")[::-1].reshape(1, 1, 3, 3),
+                          -np.asarray(IMAGENET_BGR_MEANS, "float32")])
+        return out
+    raise ValueError(f"unknown scaling {scaling!r}; expected one of {SCALINGS}")
+
+
 def build_backbone(cfg: ModelConfig) -> keras.Model:
-    """Pixels 0..255 in, the last convolutional feature map out (7x7xC at 224)."""
+    """Pixels 0..255 at 224 in, the last convolutional feature map out (7x7xC for a 224 backbone)."""
     pixels = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image", dtype="float32")
-    scaled = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_minus1_1")(pixels)
-    features = _mobilenet(cfg)(scaled)
-    return keras.Model(pixels, features, name=BACKBONE)
+    x = pixels
+    if cfg.input_size != IMAGE_SIZE:
+        x = layers.Resizing(cfg.input_size, cfg.input_size, interpolation="bilinear", name="to_backbone_size")(x)
+    x = scale_pixels(x, cfg.scaling)
+    net = _mobilenet(cfg) if cfg.backbone == MOBILENET_V2 else _from_file(cfg)
+    return keras.Model(pixels, net(x), name=BACKBONE)
 
 
 def build_head(cfg: ModelConfig, feature_shape: tuple[int, int, int]) -> keras.Model:
     """The seed's head (MaxPooling2D, dense layers with dropout); it returns a logit."""
     features = keras.Input(feature_shape, name="features")
-    x = layers.MaxPooling2D(pool_size=cfg.pool_size, name="max_pool")(features)
+    pool = cfg.pool_size or tuple(int(d) for d in feature_shape[:2])
+    x = layers.MaxPooling2D(pool_size=pool, name="max_pool")(features)
     x = layers.Flatten(name="flatten")(x)
     for i, units in enumerate(cfg.dense_units):
         x = layers.Dropout(cfg.dropout, name=f"dropout_{i}")(x)

@@ -42,12 +42,26 @@ class TrainConfig:
     alpha: float = 0.35
     weights: str | None = DEFAULT_WEIGHTS
     """'imagenet', a local .weights.h5 (relative: to the repo root) or null for random weights."""
+    backbone: str = "mobilenet_v2"
+    """'mobilenet_v2' (alpha and weights above), or a complete Keras feature-extractor file (relative: to the repo root)."""
+    scaling: str = "minus1_1"
+    """The backbone's input scaling (training.model.SCALINGS): minus1_1, lite or bgr_imagenet."""
+    input_size: int = 224
+    """The backbone's working side (the served input stays 224; the graph resizes)."""
+    pool_size: int | None = 2
+    """The head's MaxPooling2D window; null = over the whole feature map (global max)."""
+    dense_units: tuple[int, ...] = (128,)
+    dropout: float = 0.4
+    class_weight: bool = False
+    """Weigh each class by the inverse of its share of the training views (both stages)."""
     max_per_source: int | None = None
     """At most this many images per (source, label), for quick runs."""
     max_val: int | None = None
     """At most this many validation images per (source, label) during training (speed)."""
     exclude_fake_sources: list[str] = field(default_factory=list)
     """Fake sources left out of training and validation (leave-one-method-out)."""
+    exclude_real_sources: list[str] = field(default_factory=list)
+    """Real sources left out of training and validation (leave-one-real-source-out: their false-alarm rate)."""
     sbi_fraction: float = 0.25
     """Share of each training batch that is self-blended pseudo-fakes made from real images (0 = off)."""
     crop_jitter: bool = True
@@ -104,7 +118,7 @@ class TrainConfig:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown config keys in {path}: {sorted(unknown)}")
-        for key in ("jpeg_quality", "rescale_range"):
+        for key in ("jpeg_quality", "rescale_range", "dense_units"):
             if key in data:
                 data[key] = tuple(data[key])
         return cls(**data)
@@ -140,12 +154,25 @@ def prepare_samples(cfg: TrainConfig) -> tuple[list[Sample], list[Sample]]:
     """Load, split by group, and apply the run's limits and leave-out list."""
     samples = load_samples(resolve(cfg.data))
     train, val = split_by_group(samples, cfg.val_fraction, cfg.seed)
-    excluded = set(cfg.exclude_fake_sources)
-    train = [s for s in train if not (s.label == 1 and s.source in excluded)]
-    val = [s for s in val if not (s.label == 1 and s.source in excluded)]
+    train, val = (left_out(part, cfg) for part in (train, val))
     train = limit_per_source(train, cfg.max_per_source, cfg.seed)
     val = limit_per_source(val, cfg.max_val or (cfg.max_per_source and max(4, cfg.max_per_source // 4)), cfg.seed)
     return train, val
+
+
+def left_out(samples: list[Sample], cfg: TrainConfig) -> list[Sample]:
+    """The samples without the run's left-out fake and real sources."""
+    fakes, reals = set(cfg.exclude_fake_sources), set(cfg.exclude_real_sources)
+    return [s for s in samples if s.source not in (fakes if s.label == 1 else reals)]
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Inverse-frequency weights (mean weight 1 over the views), so neither class dominates the loss."""
+    labels = np.asarray(labels).astype(int)
+    n, pos = len(labels), int(labels.sum())
+    if pos == 0 or pos == n:
+        return {0: 1.0, 1: 1.0}
+    return {0: n / (2.0 * (n - pos)), 1: n / (2.0 * pos)}
 
 
 def _plan_rows(samples: list[Sample], idx: np.ndarray, sbi: np.ndarray, seeds: np.ndarray) -> dict:
@@ -321,9 +348,12 @@ class SourceAUC:
 
 def model_config(cfg: TrainConfig):
     """The ModelConfig of this run."""
-    from training.model import ModelConfig
+    from training.model import MOBILENET_V2, ModelConfig
 
-    return ModelConfig(alpha=cfg.alpha, weights=resolve(cfg.weights))
+    backbone = cfg.backbone if cfg.backbone == MOBILENET_V2 else resolve(cfg.backbone)
+    return ModelConfig(alpha=cfg.alpha, weights=resolve(cfg.weights), backbone=backbone, scaling=cfg.scaling,
+                       input_size=cfg.input_size, pool_size=cfg.pool_size, dense_units=tuple(cfg.dense_units),
+                       dropout=cfg.dropout)
 
 
 def pooled_backbone(model):
@@ -436,6 +466,28 @@ class TimeBudget:
         return _Budget()
 
 
+class Progress:
+    """A callback factory: one line per epoch with its time and an ETA for the stage's remaining epochs."""
+
+    @staticmethod
+    def make(stage: str, epochs: int):
+        import keras
+
+        class _Progress(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self._t = time.time()
+                self._times = getattr(self, "_times", [])
+
+            def on_epoch_end(self, epoch, logs=None):
+                took = time.time() - self._t
+                self._times.append(took)
+                eta = (epochs - epoch - 1) * float(np.mean(self._times))
+                shown = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items() if isinstance(v, (int, float)))
+                log(f"{stage} epoch {epoch + 1}/{epochs}: {took:.0f} s, ETA {eta / 60:.1f} min (if not stopped early) {shown}")
+
+        return _Progress()
+
+
 class StateSaver:
     """A callback factory that records the last finished epoch (and its weights) for --resume."""
 
@@ -516,6 +568,12 @@ def stage1(model, arrays: dict, cfg: TrainConfig, out_dir: Path) -> list[dict]:
     n_normal = cfg.frozen_batch - n_sbi
     steps = max(1, int(np.ceil(len(normal_idx) / n_normal)))
     labels_f = np.asarray(labels, np.float32)
+    weights = class_weights(labels_f) if cfg.class_weight else {0: 1.0, 1: 1.0}
+    if cfg.class_weight:  # the batches' real mix: SBI views at `frac`, the rest as cached
+        mix = np.r_[labels_f[normal_idx], np.ones(int(round(len(normal_idx) * frac / max(1e-9, 1 - frac))))]
+        weights = class_weights(mix)
+        log(f"stage 1: class weights {weights}")
+    sample_w = np.where(labels_f > 0.5, weights[1], weights[0]).astype(np.float32)
 
     def batches():
         rng = np.random.default_rng([cfg.seed, 3])
@@ -526,11 +584,12 @@ def stage1(model, arrays: dict, cfg: TrainConfig, out_dir: Path) -> list[dict]:
                 if n_sbi:
                     idx = np.concatenate([idx, rng.choice(sbi_idx, n_sbi)])
                 idx = np.sort(idx)
-                yield np.asarray(feats[idx], np.float32), labels_f[idx]
+                yield np.asarray(feats[idx], np.float32), labels_f[idx], sample_w[idx]
 
     shape = tuple(feats.shape[1:])
     ds = tf.data.Dataset.from_generator(batches, output_signature=(
-        tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None,), tf.float32))).prefetch(2)
+        tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None,), tf.float32),
+        tf.TensorSpec((None,), tf.float32))).prefetch(2)
     val_ds = tf.data.Dataset.from_tensor_slices((np.asarray(vfeats).astype(np.float32), vlabels)).batch(256)
     ckpt = out_dir / "checkpoints" / "stage1_head_best.weights.h5"
     callbacks = [
@@ -539,6 +598,7 @@ def stage1(model, arrays: dict, cfg: TrainConfig, out_dir: Path) -> list[dict]:
         keras.callbacks.ModelCheckpoint(ckpt, monitor="val_auc", mode="max", save_best_only=True,
                                         save_weights_only=True),
         keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max", factor=0.3, patience=3, min_lr=1e-5),
+        Progress.make("stage 1", cfg.frozen_epochs),
     ]
     hist = head.fit(ds, steps_per_epoch=steps, epochs=cfg.frozen_epochs, validation_data=val_ds,
                     callbacks=callbacks, verbose=cfg.verbose)
@@ -582,6 +642,9 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
     per_epoch = cfg.finetune_steps_per_epoch * cfg.finetune_batch
     plan = stream_plan(train, cfg, per_epoch * cfg.finetune_epochs)
     plan = {k: v[initial_epoch * per_epoch:] for k, v in plan.items()}
+    weights = class_weights(plan["label"]) if cfg.class_weight else None
+    if weights:
+        log(f"stage 2: class weights {weights}")
     ds = make_dataset(plan, cfg, train=True, batch=cfg.finetune_batch)
     metric = base_cfg.select_metric
     val_ds = make_dataset(clean_plan(val), cfg, train=False, batch=64) if metric == "val_auc" else None
@@ -595,9 +658,11 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
         keras.callbacks.EarlyStopping(monitor=metric, mode="max", patience=cfg.finetune_patience),
         StateSaver.make(out_dir, "stage2", metric),
         TimeBudget.make(cfg.finetune_max_minutes, started),
+        Progress.make("stage 2", cfg.finetune_epochs),
     ]
     hist = model.fit(ds, steps_per_epoch=cfg.finetune_steps_per_epoch, epochs=cfg.finetune_epochs,
-                     initial_epoch=initial_epoch, validation_data=val_ds, callbacks=callbacks, verbose=cfg.verbose)
+                     initial_epoch=initial_epoch, validation_data=val_ds, callbacks=callbacks, verbose=cfg.verbose,
+                     class_weight=weights)
     state = _read_state(out_dir)
     if hist.history.get(metric):
         state["stage2_best_auc"] = max(float(monitor.best), max(hist.history[metric]))

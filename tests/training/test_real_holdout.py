@@ -1,0 +1,76 @@
+"""Leave-one-real-source-out: the false-alarm check that stands in for users' own photos.
+
+The end-to-end test trains a tiny model from random weights on synthetic images: it tests that the
+held-out source never reaches training, that every one of its images is scored both ways, and the
+report's figures, never detection quality.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.training.evalsupport import make_manifest
+from tests.training.test_evaluate import TINY_CONFIG
+from training.data import Sample
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def _s(source: str, label: int, i: int = 0) -> Sample:
+    return Sample(path=f"/x/{source}/{label}/{i}.jpg", label=label, source=source, group=f"{source}{label}{i}")
+
+
+def test_false_alarms_counts_reals_called_fake_at_the_threshold_and_inside_the_band():
+    from training.real_holdout import false_alarms
+
+    probs = np.array([0.1, 0.3, 0.42, 0.44, 0.5, 0.9])
+    out = false_alarms(probs, threshold=0.43, band=(0.4, 0.46))
+    assert out == {"n": 6, "false_positive_rate": 0.5, "uncertain_share": round(2 / 6, 4),
+                   "firm_fake_share": round(2 / 6, 4)}
+    assert false_alarms(np.array([]), 0.5, (0.4, 0.6))["false_positive_rate"] is None
+
+
+def test_only_sources_without_fakes_are_held_out_and_the_draw_is_fixed():
+    from training.real_holdout import holdout_images, real_only_sources
+
+    samples = [_s("dfdc", 0), _s("dfdc", 1), _s("gan", 1)] + [_s("photos", 0, i) for i in range(50)]
+    assert real_only_sources(samples) == ["photos"]
+    a = holdout_images(samples, "photos", cap=10, seed=3)
+    assert len(a) == 10 and a == holdout_images(samples, "photos", cap=10, seed=3)
+    assert all(s.source == "photos" and s.label == 0 for s in a)
+    assert len(holdout_images(samples, "photos", cap=500, seed=3)) == 50
+
+
+def test_left_out_real_source_leaves_training_and_validation():
+    from training.train import TrainConfig, left_out
+
+    samples = [_s("dfdc", 0), _s("dfdc", 1), _s("photos", 0), _s("gan", 1)]
+    kept = left_out(samples, TrainConfig(exclude_real_sources=["photos"], exclude_fake_sources=["gan"]))
+    assert [(s.source, s.label) for s in kept] == [("dfdc", 0), ("dfdc", 1)]
+
+
+def test_the_report_trains_without_the_source_and_scores_all_its_images(tmp_path):
+    from training import evaluate
+
+    manifest = make_manifest(tmp_path / "data", per_class=8)
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({**TINY_CONFIG, "data": str(manifest)}))
+    out = tmp_path / "loo_real"
+    code = evaluate.main(["--leave-one-real-out", "--config", str(config), "--out", str(out), "--sources", "photos"])
+    assert code == 0
+    report = json.loads((out / "loo_real.json").read_text())
+    row = report["rows"]["photos"]
+    assert row["whole_image"]["n"] == 8  # every image of the held-out source
+    assert 0.0 <= row["whole_image"]["false_positive_rate"] <= 1.0
+    assert row["client_crop"]["n"] + row["client_crop"]["refused_by_client"] == 8
+    low, high = row["band"]
+    assert low <= row["threshold"] <= high
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    assert json.loads((run / "config.json").read_text())["exclude_real_sources"] == ["photos"]
+    assert not any("/photos/" in p for p in json.loads((run / "split.json").read_text())["val"])
+    assert "| photos | 8 |" in (out / "loo_real.md").read_text()
+    # A second call reuses the run instead of training again.
+    assert evaluate.main(["--leave-one-real-out", "--config", str(config), "--out", str(out), "--sources", "photos",
+                          "--no-train"]) == 0

@@ -154,3 +154,63 @@ def test_target_comes_from_the_environment(monkeypatch):
     client = DetectorClient()
     assert client.target == "localhost:8500"
     client.close()
+
+
+OUTAGE_S = 30.0
+"""Long enough that gRPC's default reconnect backoff (1 s growing 1.6x) would wait ~10-17 s between tries."""
+RECOVERY_LIMIT_S = 5.0
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(900)
+def test_clients_recover_within_seconds_once_the_server_returns(exported_model, tmp_path):
+    """Kill the model server, keep asking through the outage as users would, restart it on the same port:
+    both clients' next requests succeed within 5 s of the server being AVAILABLE again."""
+    from tests.helpers import ServerProcess
+
+    port, crop = free_port(), [_png((120, 90, 60))]
+    first = ServerProcess(base_path=exported_model, log_path=tmp_path / "first.log", port=port).start()
+    loop = asyncio.new_event_loop()
+    second = None
+    try:
+        first.wait_available()
+
+        async def open_async() -> AsyncDetectorClient:
+            return AsyncDetectorClient(first.target, timeout_s=5, retries=2)
+        sync_client = DetectorClient(first.target, timeout_s=5, retries=2)
+        async_client = loop.run_until_complete(open_async())
+        asks = {"sync": lambda: sync_client.predict(crop),
+                "async": lambda: loop.run_until_complete(async_client.predict(crop))}
+        for ask in asks.values():
+            assert len(ask().fake_probability) == 1
+        first.proc.kill()
+        first.proc.wait()
+        outage_end = time.monotonic() + OUTAGE_S
+        while time.monotonic() < outage_end:
+            for ask in asks.values():
+                with pytest.raises(DetectorUnavailable):
+                    ask()
+            time.sleep(1.0)
+        second = ServerProcess(base_path=exported_model, log_path=tmp_path / "second.log", port=port).start()
+        second.wait_available()
+        back = time.monotonic()
+        recovered = {}
+        while len(recovered) < len(asks) and time.monotonic() - back < 60:
+            for name, ask in asks.items():
+                if name not in recovered:
+                    try:
+                        ask()
+                        recovered[name] = time.monotonic() - back
+                    except DetectorUnavailable:
+                        pass
+            time.sleep(0.1)
+        print(f"recovered after the restart: {recovered}")
+        assert set(recovered) == set(asks), f"still failing 60 s after the restart: {recovered}"
+        assert max(recovered.values()) <= RECOVERY_LIMIT_S, recovered
+        sync_client.close()
+        loop.run_until_complete(async_client.close())
+    finally:
+        loop.close()
+        for server in (first, second):
+            if server is not None:
+                server.terminate()

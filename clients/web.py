@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import hashlib
 import html
 import io
@@ -34,6 +35,7 @@ log = logging.getLogger("clients.web")
 ACCEPTED_TYPES = ["jpg", "jpeg", "png", "webp"]
 GENERIC_ERROR = "Something went wrong on this page. Please reload it and try again; if it keeps happening, tell us."
 UNEXPECTED_FILE_ERROR = "Something went wrong while checking this image. The other images are not affected; please try again."
+MIB = 1024 * 1024
 FACE_COLUMNS = 5  # face pictures per row: small enough to compare, large enough to see the heatmap
 SERVER_DOWN = ("The detector server is not reachable right now, so no image can be checked. "
                "Please try again in a minute.")
@@ -488,13 +490,13 @@ def timing_text(outcome: FileOutcome) -> str:
 
 
 def faces_table(outcome: FileOutcome):
-    """The per-face rows (a pandas frame for st.table)."""
+    """The per-face rows (a pandas frame for st.table; "Face #" is a column, since Streamlit hides a 1..n index)."""
     import pandas as pd
 
-    rows = [{"Face": i + 1, "Verdict": LABEL_WORDS.get(f.label, f.label), "Fake score": f"{f.fake_probability:.3f}",
+    rows = [{"Face #": i + 1, "Verdict": LABEL_WORDS.get(f.label, f.label), "Fake score": f"{f.fake_probability:.3f}",
              "Confidence": f"{f.confidence:.0%}", "Box (x, y, w, h)": ", ".join(str(int(n)) for n in f.box)}
             for i, f in enumerate(outcome.faces)]
-    return pd.DataFrame(rows).set_index("Face")
+    return pd.DataFrame(rows)
 
 
 def render_outcome(outcome: FileOutcome, show_heatmap: bool) -> None:
@@ -524,7 +526,7 @@ def render_outcome(outcome: FileOutcome, show_heatmap: bool) -> None:
                                icon=":material/picture_as_pdf:")
         if outcome.faces:
             st.markdown("**Faces**" if not v.whole_image else "**Whole-image check (not a verdict)**")
-            st.table(faces_table(outcome))
+            st.table(faces_table(outcome), hide_index=True)
             cols = st.columns(FACE_COLUMNS)
             for i, face in enumerate(outcome.faces):
                 with cols[i % FACE_COLUMNS]:
@@ -532,6 +534,23 @@ def render_outcome(outcome: FileOutcome, show_heatmap: bool) -> None:
                     what = "heatmap" if shown is face.overlay else "crop"
                     st.image(shown, caption=f"Face {i + 1} ({what}): {LABEL_WORDS.get(face.label, face.label)}, "
                                             f"score {face.fake_probability:.2f}", width="stretch")
+            if show_heatmap and any(face.overlay is not None for face in outcome.faces):
+                render_heatmap_legend()
+
+
+@functools.lru_cache(maxsize=1)
+def heatmap_legend_png() -> bytes:
+    """The heatmaps' colour scale, drawn by the same function as the PDF report's legend."""
+    from clients import overlay
+
+    return _png(overlay.legend(256, 12))
+
+
+def render_heatmap_legend() -> None:
+    """The colour scale under the heatmaps, with the PDF's words for it, so the colours can be read."""
+    from clients.report import HEATMAP_LEGEND
+
+    st.image(heatmap_legend_png(), caption=HEATMAP_LEGEND, width=320)
 
 
 def render_history(config: WebConfig) -> None:
@@ -592,10 +611,19 @@ def process_uploads(files, config: WebConfig) -> list[FileOutcome]:
     return outcomes
 
 
+def upload_limit_mb(config: WebConfig) -> int:
+    """The uploader's per-file limit in whole MB: the core's own limit (DEEPFAKE_MAX_BYTES) rounded down, never above
+    Streamlit's server.maxUploadSize, so the limit the widget states is the one that applies and the widget itself
+    refuses every file the core would refuse for its size (for any limit of 1 MB or more)."""
+    server_mb = int(st.get_option("server.maxUploadSize"))
+    return max(1, min(config.client.max_bytes // MIB, server_mb))
+
+
 def render_page() -> None:
     """The whole page, top to bottom."""
+    # "auto": the sidebar starts open on a wide screen and collapsed on a phone, where it would cover the results.
     st.set_page_config(page_title="Deepfake face check", page_icon="🕵️", layout="wide",
-                       initial_sidebar_state="expanded")
+                       initial_sidebar_state="auto")
     st.session_state.setdefault("dark_theme", False)
     st.session_state.setdefault("history", [])
     config = WebConfig.from_env()
@@ -611,7 +639,7 @@ def render_page() -> None:
         st.error(SERVER_DOWN, icon="🔌")
 
     files = st.file_uploader("Images (JPG, PNG or WebP; several at once)", type=ACCEPTED_TYPES,
-                             accept_multiple_files=True, key="uploads")
+                             accept_multiple_files=True, key="uploads", max_upload_size=upload_limit_mb(config))
     st.toggle("Show heatmaps on faces", value=True, key="show_heatmap",
               help="Colours the parts of each face that pushed the score towards fake.")
     if files:

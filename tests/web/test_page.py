@@ -213,3 +213,77 @@ def test_no_face_banner_gives_no_real_or_fake_verdict():
     assert ">No face found<" in banner and "Likely" not in banner and "81%" not in banner
     assert "whole-image check, not a verdict" in banner
     assert "Whole-image check, not a verdict" in explain_label(v)
+
+
+def _card_with_faces(n_faces: int, show_heatmap: bool) -> None:
+    """An AppTest script: one file's card with n faces (made up, no server), as render_outcome draws it."""
+    from datetime import datetime, timezone
+
+    from PIL import Image
+
+    from clients.verdict import FaceResult, Verdict
+    from clients.web import FaceView, FileOutcome, render_outcome
+
+    faces = [FaceResult(box=(10 + 60 * i, 20, 50, 50), fake_probability=0.2 + 0.1 * i, label="real", confidence=0.8,
+                        heatmap=[[0.5] * 7] * 7) for i in range(n_faces)]
+    verdict = Verdict(label="real", fake_probability=0.2, confidence=0.8, threshold=0.42,
+                      uncertain_band=(0.385, 0.455), faces=faces, whole_image=False,
+                      model_name="deepfake_detector", model_version=3)
+    views = [FaceView(crop=Image.new("RGB", (32, 32), "grey"), overlay=Image.new("RGB", (32, 32), "red"),
+                      label=f.label, fake_probability=f.fake_probability, confidence=f.confidence, box=f.box)
+             for f in faces]
+    outcome = FileOutcome(key="k", filename="group.jpg", checked_at=datetime.now(timezone.utc), elapsed_s=0.1,
+                          verdict=verdict, annotated=Image.new("RGB", (320, 200), "white"), faces=views, pdf=b"%PDF-")
+    render_outcome(outcome, show_heatmap)
+
+
+@pytest.mark.parametrize("n_faces", [1, 2, 3, 7])
+def test_the_faces_table_numbers_every_face_however_many(n_faces):
+    """The "Face #" column is there with one face and with several (a 1..n index used to be hidden by Streamlit)."""
+    at = AppTest.from_function(_card_with_faces, args=(n_faces, True), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    (table,) = at.table
+    frame = table.value
+    shown = list(frame.columns) + ([] if table.proto.hide_index else [frame.index.name])
+    assert "Face #" in shown, f"columns on screen: {shown}"
+    numbers = frame["Face #"] if "Face #" in frame.columns else frame.index
+    assert [int(n) for n in numbers] == list(range(1, n_faces + 1))
+
+
+def test_a_legend_explains_the_heatmap_colours():
+    """Beside the heatmaps: the PDF's colour scale and its words; no legend when heatmaps are off."""
+    from clients.report import HEATMAP_LEGEND
+
+    at = AppTest.from_function(_card_with_faces, args=(2, True), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert HEATMAP_LEGEND in image_captions(at)
+    legend = next(img for img in at.image if HEATMAP_LEGEND in img.captions)
+    assert legend.proto.imgs[0].url, "the legend is an image (the colour scale), not only words"
+    off = AppTest.from_function(_card_with_faces, args=(2, False), default_timeout=60).run()
+    assert HEATMAP_LEGEND not in image_captions(off)
+
+
+def test_the_legend_is_the_reports_colour_scale():
+    from PIL import Image
+
+    from clients import overlay
+    from clients.web import heatmap_legend_png
+
+    shown = Image.open(io.BytesIO(heatmap_legend_png())).convert("RGB")
+    assert shown.tobytes() == overlay.legend(256, 12).convert("RGB").tobytes()
+
+
+@pytest.mark.parametrize("max_bytes,expected_mb", [(None, 20), (5 * 1024 * 1024, 5), (5 * 1024 * 1024 + 1, 5),
+                                                   (300 * 1024 * 1024, None)])
+def test_the_uploaders_limit_is_the_one_the_core_applies(monkeypatch, max_bytes, expected_mb):
+    """The widget states and enforces DEEPFAKE_MAX_BYTES (in whole MB, rounded down, at most the server's cap)."""
+    from streamlit import config as st_config
+
+    env = {} if max_bytes is None else {"DEEPFAKE_MAX_BYTES": str(max_bytes)}
+    at = page(monkeypatch, f"127.0.0.1:{free_port()}", DEEPFAKE_TIMEOUT_S="1", DEEPFAKE_RETRIES="1", **env)
+    limit = at.file_uploader(key="uploads").proto.max_upload_size_mb
+    cap = int(st_config.get_option("server.maxUploadSize"))
+    assert limit == (expected_mb if expected_mb is not None else cap)
+    assert limit * 1024 * 1024 <= WebConfig.from_env().client.max_bytes or expected_mb is None
+    assert limit <= cap
+

@@ -122,7 +122,7 @@ class Verdict:
         """The labelled whole-image score shown when no face was found ('' when faces were found)."""
         if not self.whole_image:
             return ""
-        return (f"Whole-image check, not a verdict: with no face to judge, the whole picture was scored "
+        return (f"Whole-image check, not a verdict: with no face to judge, the whole picture got a fake score of "
                 f"{score_text(self.fake_probability)} ({rule_text(self.threshold, self.uncertain_band)}). "
                 "The detector is trained on faces, so this number says little about the picture.")
 

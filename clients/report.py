@@ -75,10 +75,10 @@ NO_WARNINGS_TEXT = ("None. The image passed every quality check (face size, comp
 HEATMAP_LEGEND = ("Heatmap: blue = little influence, red = regions that pushed the score most towards 'fake' "
                   "(Grad-CAM over the model's last convolutional block).")
 WHAT_THE_SCORE_MEANS = (
-    "The fake probability is the model's calibrated estimate that a face was manipulated or generated: "
-    "among validation faces that scored about 80%, about 80% were fake. Each face is scored on its own; "
-    "the image's verdict follows its most suspicious face. Scores inside the uncertain band are reported "
-    "as 'uncertain' rather than forced into a verdict. The heatmap (Grad-CAM) shows which regions of the "
+    "The fake score (0 to 1) is the model's calibrated estimate of the probability that a face was manipulated "
+    "or generated: among validation faces that scored about 0.8, about 80% were fake. Each face is scored on its "
+    "own; the image's verdict follows its most suspicious face. Scores inside the uncertain band are reported "
+    "as 'uncertain' rather than forced into a verdict, and a picture without a face gets no verdict. The heatmap (Grad-CAM) shows which regions of the "
     "crop pushed the score towards 'fake'; it is a hint of where the model looked, not a map of the edit."
 )
 WHAT_IT_CANNOT_TELL = (

@@ -85,7 +85,8 @@ def test_upload_verdict_pdf_and_bad_files(monkeypatch, model_server, plain_png, 
 
     # What the user sees: a verdict per good file, a friendly message per bad one, no trace.
     shown = texts(at)
-    assert sum(shown.count(f'class="df-label">{w}<') for w in LABEL_WORDS) == 2, shown
+    assert sum(shown.count(f'class="df-label">{w}<') for w in LABEL_WORDS) == 1, shown   # the face's verdict
+    assert shown.count('class="df-label">No face found<') == 1, "the plain picture gets no real/fake verdict"
     assert shown.count("Checked in") == 2
     assert "no face was found" in shown.lower(), "the no-face warning is shown"
     errors_shown = [e.value for e in at.error]
@@ -119,7 +120,7 @@ def test_history_lists_checks_downloads_csv_and_clears(monkeypatch, model_server
 
     rows = list(csv.DictReader(io.StringIO(history_csv(history))))
     assert [r["file"] for r in rows] == ["two.png", "one.png"]
-    assert {r["verdict"] for r in rows} <= {"fake", "real", "uncertain"}
+    assert {r["verdict"] for r in rows} <= {"fake", "real", "uncertain", "no_face"}
     assert any(b.label == "Download history (CSV)" for b in at.get("download_button"))
 
     at.sidebar.toggle(key="dark_theme").set_value(True).run()   # other interactions keep the history

@@ -78,8 +78,9 @@ WHAT_THE_SCORE_MEANS = (
     "The fake score (0 to 1) is the model's calibrated estimate of the probability that a face was manipulated "
     "or generated: among validation faces that scored about 0.8, about 80% were fake. Each face is scored on its "
     "own; the image's verdict follows its most suspicious face. Scores inside the uncertain band are reported "
-    "as 'uncertain' rather than forced into a verdict, and a picture without a face gets no verdict. The heatmap (Grad-CAM) shows which regions of the "
-    "crop pushed the score towards 'fake'; it is a hint of where the model looked, not a map of the edit."
+    "as 'uncertain' rather than forced into a verdict, and a picture without a face gets no verdict. The "
+    "heatmap (Grad-CAM) shows which regions of the crop pushed the score towards 'fake'; it is a hint of where "
+    "the model looked, not a map of the edit."
 )
 WHAT_IT_CANNOT_TELL = (
     "The score is a statistical judgement of pixels, not proof. The model learned from particular data "

@@ -22,7 +22,7 @@ def score_text(probability: float) -> str:
 
 
 def band_text(band: tuple[float, float]) -> str:
-    """The uncertain band, 'low–high' with exact edges ('' for an empty band): the one way every front end shows it."""
+    """The uncertain band as 'low–high' with exact edges ('' when empty): the one way every front end shows it."""
     low, high = band
     return f"{format_score(low)}–{format_score(high)}" if low < high else ""
 

@@ -48,7 +48,7 @@ def test_invalid_token_is_one_redacted_line_and_a_non_zero_exit(telegram):
 
 
 def test_telegram_unreachable_at_start_retries_one_line_each_then_gives_up():
-    """A closed port: each failed try is one warning line with the next wait, growing; a bounded run ends with exit 1."""
+    """A closed port: each failed try is one warning line with the next, longer wait; a bounded run exits 1."""
     started = time.monotonic()
     proc = run_bot_process(bot_env(f"http://127.0.0.1:{free_port()}/bot", BOT_START_ATTEMPTS="3",
                                    BOT_START_RETRY_S="0.5"))

@@ -55,7 +55,8 @@ def test_reply_lists_faces_and_warnings_or_says_no_face():
 
 def _whole_image_verdict(p: float, label: str) -> Verdict:
     """What the core returns for a picture without a face: the centre square scored, labelled by the rule."""
-    face = FaceResult(box=(80, 0, 480, 480), fake_probability=p, label=label, confidence=p if label == "fake" else 1 - p)
+    face = FaceResult(box=(80, 0, 480, 480), fake_probability=p, label=label,
+                      confidence=p if label == "fake" else 1 - p)
     return Verdict(label=label, fake_probability=p, confidence=face.confidence, threshold=0.42,
                    uncertain_band=(0.385, 0.455), faces=[face], whole_image=True, model_name="deepfake_detector",
                    model_version=3)

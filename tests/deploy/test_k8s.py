@@ -284,7 +284,8 @@ def test_a_page_session_stays_on_one_pod(rendered, kubectl, tmp_path):
     service = objects(rendered, "Service")["deepfake-detector-web"]
     assert service["spec"]["sessionAffinity"] == "ClientIP"
     assert service["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] >= 3600
-    annotations = objects(_render_with_ingress(kubectl, tmp_path), "Ingress")["deepfake-detector-web"]["metadata"]["annotations"]
+    ingress = objects(_render_with_ingress(kubectl, tmp_path), "Ingress")["deepfake-detector-web"]
+    annotations = ingress["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/affinity"] == "cookie"
     assert annotations["nginx.ingress.kubernetes.io/affinity-mode"] == "persistent"
     assert annotations.get("nginx.ingress.kubernetes.io/session-cookie-name")

@@ -45,7 +45,8 @@ def version_disagreements(version: int, docs: list[dict], compose: dict) -> list
     mounts = {v["target"]: v["source"] for v in serving["volumes"]}
     config_flag = next(a.split("=", 1)[1] for a in serving["command"] if a.startswith("--model_config_file="))
     if (REPO / mounts.get(config_flag, "")).resolve() != MODELS_CONFIG.resolve():
-        problems.append(f"compose serving reads {mounts.get(config_flag)} as its model config, not serving/models.config")
+        problems.append(f"compose serving reads {mounts.get(config_flag)} as its model config, "
+                        "not serving/models.config")
     if not any((REPO / src).resolve() == (REPO / "saved_model" / MODEL_NAME).resolve() for src in mounts.values()):
         problems.append("compose serving does not mount saved_model/deepfake_detector/")
     return problems

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from telegram import BotCommand, Document, Message, Update
 from telegram.constants import ChatAction
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 
 from clients.analyze import Analysis, analyze_async
@@ -278,9 +278,14 @@ async def chat_action(context: ContextTypes.DEFAULT_TYPE, chat_id: int, action: 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log what went wrong (the token is redacted by the log filter) and apologise without details.
 
-    A user who blocked the bot (403 Forbidden) is no error of ours: one line, and no apology they cannot receive."""
+    A user who blocked the bot (403 Forbidden) is no error of ours: one line, and no apology they cannot receive.
+    Telegram lost while polling (no update) is one line per try: the updater keeps trying, with growing waits."""
     if isinstance(context.error, Forbidden):
         log.info("a reply was not delivered: the user blocked the bot or left the chat (403 Forbidden)")
+        return
+    if update is None and isinstance(context.error, NetworkError):
+        log.warning("Telegram not reachable while polling (%s: %s); trying again", type(context.error).__name__,
+                    context.error)
         return
     log.error("error while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None:

@@ -6,7 +6,8 @@ talk to it through `base_url` / `base_file_url`. Tests queue updates (photos wit
 sizes, image documents, albums, commands, other documents), and read back every call the
 bot made: sendMessage, sendDocument (with the uploaded bytes), sendChatAction, getFile and
 file downloads. Like the real one, it answers 401 Unauthorized to any other token, and 403 Forbidden
-to a send* call for a chat listed in `blocked` (a user who blocked the bot).
+to a send* call for a chat listed in `blocked` (a user who blocked the bot); while `down` is set it answers
+every call 502 Bad Gateway, as Telegram's front servers do in an outage.
 """
 from __future__ import annotations
 
@@ -80,6 +81,8 @@ class FakeTelegram:
         self.token = token
         self.blocked: set[int] = set()
         """Chats whose user blocked the bot: send* calls to them get 403 Forbidden."""
+        self.down = False
+        """An outage: every Bot API call gets 502 Bad Gateway (nothing is recorded)."""
         self.calls: list[Call] = []
         self.downloads: list[str] = []
         self.files: dict[str, StoredFile] = {}
@@ -369,6 +372,8 @@ def _make_handler(fake: FakeTelegram):
             if not path.startswith(prefix):
                 return self._json(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
             method = path[len(prefix):]
+            if fake.down:
+                return self._json(502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
             if method != "getUpdates":
                 fake._record(Call(method, params, files))
             try:

@@ -106,3 +106,23 @@ def test_user_who_blocked_the_bot_is_one_log_line_and_no_apology(telegram, bot_c
     assert len(lines) == 1 and " INFO " in lines[0] and "blocked the bot" in lines[0], log[-3000:]
     assert "61" not in lines[0].split("clients.bot:", 1)[1]
     assert " ERROR " not in log and "Traceback" not in log, log[-3000:]
+
+
+
+def test_telegram_lost_while_polling_is_one_warning_per_try_then_recovers(telegram, bot_config, run_bot, bot_logs):
+    """An outage mid-run (502 from the Bot API): one WARNING line per failed poll, no ERROR or traceback; once
+    Telegram is back, the bot answers again."""
+    with run_bot(bot_config):
+        telegram.send_text(72, "/start")
+        telegram.wait_calls("sendMessage", 1, chat_id=72)
+        telegram.down = True
+        deadline = time.monotonic() + 30
+        while bot_logs.getvalue().count("not reachable while polling") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        telegram.down = False
+        telegram.send_text(73, "/start")
+        telegram.wait_calls("sendMessage", 1, chat_id=73, timeout=60)
+    log = bot_logs.getvalue()
+    lost = [line for line in log.splitlines() if "not reachable while polling" in line]
+    assert len(lost) >= 2 and all(" WARNING " in line for line in lost), log[-3000:]
+    assert " ERROR " not in log and "Traceback" not in log, log[-3000:]

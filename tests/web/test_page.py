@@ -13,7 +13,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from clients import errors
-from clients.verdict import Verdict
+from clients.grpc_client import DetectorClient
+from clients.verdict import Verdict, rule_text
 from clients.web import (GENERIC_ERROR, SERVER_DOWN, HistoryEntry, WebConfig, explain_label, history_csv,
                          pdf_name, verdict_html)
 from serving import contract
@@ -67,6 +68,10 @@ def test_upload_verdict_pdf_and_bad_files(monkeypatch, model_server, plain_png, 
     at = page(monkeypatch, model_server)
     assert any("Online" in m.value for m in at.sidebar.markdown)
     assert any("deepfake_detector" in m.value and "version" in m.value for m in at.sidebar.markdown)
+    with DetectorClient(model_server, timeout_s=30) as client:
+        info = client.model_info()
+    rule = f"Decision rule: {rule_text(info.threshold, info.uncertain_band)}."   # exact band edges, as everywhere
+    assert rule in [c.value for c in at.sidebar.caption], [c.value for c in at.sidebar.caption]
     upload(at, ("cut-off.jpg", corrupt_jpeg, "image/jpeg"), ("plain.png", plain_png, "image/png"),
            ("junk.jpg", junk_jpg, "image/jpeg"), ("face.jpg", face_jpeg, "image/jpeg"))
 

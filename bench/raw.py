@@ -22,23 +22,28 @@ class RawFigures:
 
 
 SERVER_THREADS = None
-"""`intra_op_threads` meaning the server's own default (serving.local.DEFAULT_INTRA_OP_THREADS)."""
+"""`intra_op_threads` meaning the server's own default (serving.local.config.DEFAULT_INTRA_OP_THREADS)."""
 TENSORFLOW_THREADS = 0
 """`intra_op_threads` meaning TensorFlow's own choice: one thread per core."""
 
 
-def load_servable(base: Path, version: int, intra_op_threads: int | None = SERVER_THREADS):
-    """A serving.local.Servable (batching off): the very session.run the server makes, minus gRPC."""
-    from serving import local
+def load_servable(base: Path, version: int, intra_op_threads: int | None = SERVER_THREADS, lean: bool = False):
+    """A serving.local Servable (batching off): the very session call the server makes, minus gRPC, on the
+    runtime the server under test uses (TensorFlow's public API, or the lean process's private modules)."""
+    from serving.local import runtime
+    from serving.local.config import ServerConfig
+    from serving.local.metrics import Metrics
+    from serving.local.versions import Servable
 
-    cfg = local.ServerConfig()
+    cfg = ServerConfig(lean_process=lean)
     if intra_op_threads is not None:
         cfg = dataclasses.replace(cfg, intra_op_threads=intra_op_threads)
+    runtime.choose(lean)
     try:
-        local.configure_tensorflow(cfg)
+        runtime.configure_tensorflow(cfg)
     except RuntimeError:
         pass  # already initialised (e.g. by the stand-in export); sessions still get session_config's pools
-    return local.Servable(contract.MODEL_NAME, version, base / str(version), cfg, local.Metrics())
+    return Servable(contract.MODEL_NAME, version, base / str(version), cfg, Metrics())
 
 
 def runner(servable, signature: str, batch: np.ndarray, outputs: tuple[str, ...] | None = None):
@@ -103,9 +108,9 @@ def measure(servable, pixels: np.ndarray, crop_png: bytes, rounds: int, calls_b1
 
 
 def measure_version(base: Path, version: int, pixels: np.ndarray, crop_png: bytes, rounds: int, calls_b1: int,
-                    calls_b32: int, intra_op_threads: int | None = SERVER_THREADS) -> RawFigures:
+                    calls_b32: int, intra_op_threads: int | None = SERVER_THREADS, lean: bool = False) -> RawFigures:
     """Load, measure and close: the whole raw measurement, as one call a child process can make."""
-    servable = load_servable(base, version, intra_op_threads)
+    servable = load_servable(base, version, intra_op_threads, lean)
     try:
         return measure(servable, pixels, crop_png, rounds, calls_b1, calls_b32)
     finally:

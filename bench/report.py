@@ -158,6 +158,9 @@ def render(res: "Results") -> str:
         f"- Versions: python {m['python']}, tensorflow {m['tensorflow']}, grpcio {m['grpcio']}, pillow {m['pillow']}, "
         f"protobuf {m['protobuf']}, numpy {m['numpy']}, opencv {m['opencv-python-headless']}, fpdf2 {m['fpdf2']}",
         f"- Model: {res.model.description}",
+        "- Server process: " + ("lean (`--lean_process`: TensorFlow's private modules without its public API or "
+                                "Keras, load-only library pages dropped)" if cfg.lean_process else
+                                "default (TensorFlow's public API; `--lean_process` off)"),
         f"- Otherwise idle? {'yes' if idle else '**no**'}: other processes using >= 20% of a core at the start: "
         f"{idle_before}; at the end: {idle_after}. Load average (1/5/15 min) before "
         f"{'/'.join(f'{x:.2f}' for x in res.load_before)}, after {'/'.join(f'{x:.2f}' for x in res.load_after)} "
@@ -184,7 +187,8 @@ def render(res: "Results") -> str:
         "## How each figure is measured",
         "",
         "1. Raw: the version is loaded exactly as the local server loads it "
-        "(`serving.local.Servable`: a TF1 session on the MetaGraph, the server's thread settings) and "
+        "(`serving.local.versions.Servable`: a TF1 session on the MetaGraph, the server's thread settings and "
+        "runtime) and "
         "`session.run` is timed on the signature's tensors, no gRPC, no protos, in a child process (so that the "
         "suite's own process never maps TensorFlow's library beside the server's). Throughput is measured a "
         "second time with TensorFlow's own thread choice (intra-op: one thread per core); the served/raw ratio "

@@ -40,6 +40,8 @@ class BenchConfig:
     e2e_iterations: int = 20
     profile_iterations: int = 5
     quick: bool = False
+    lean_process: bool = False
+    """Measure the server started with --lean_process (TensorFlow's private modules), not its default public API."""
 
     @classmethod
     def quick_config(cls, **kw) -> "BenchConfig":
@@ -56,10 +58,12 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
                         "else an untrained stand-in exported to a temp dir)")
     p.add_argument("--out", type=Path, default=BenchConfig.out, help="where to write the results (Markdown)")
     p.add_argument("--quick", action="store_true", help="one tiny iteration of everything (for tests)")
+    p.add_argument("--lean-process", action="store_true",
+                   help="measure the server's lean process (--lean_process) instead of its default public API")
     a = p.parse_args(argv)
     if a.quick:
-        return BenchConfig.quick_config(model_base=a.model_base, out=a.out)
-    return BenchConfig(model_base=a.model_base, out=a.out)
+        return BenchConfig.quick_config(model_base=a.model_base, out=a.out, lean_process=a.lean_process)
+    return BenchConfig(model_base=a.model_base, out=a.out, lean_process=a.lean_process)
 
 
 @dataclass
@@ -102,14 +106,20 @@ def raw_in_child(threads: int | None, cfg: BenchConfig, res: Results, inp: input
              "the server's" if threads is raw.SERVER_THREADS else threads or "one per core")
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(raw.measure_version, (res.model.base, res.model.version, inp.pixels, inp.crop_png,
-                                                cfg.rounds, cfg.calls_b1, cfg.calls_b32, threads))
+                                                cfg.rounds, cfg.calls_b1, cfg.calls_b32, threads, cfg.lean_process))
+
+
+def server_flags(cfg: BenchConfig) -> tuple[str, ...]:
+    """The server's own flags for the path under test (none: its default, TensorFlow's public API)."""
+    return ("--lean_process",) if cfg.lean_process else ()
 
 
 def measure_served(cfg: BenchConfig, res: Results, inp: inputs.Inputs, workdir: Path) -> None:
     """Cold starts, RSS, latency, load and end to end against real server processes."""
     base = res.model.base
+    flags = server_flags(cfg)
     # Cold start 1: the server every served figure uses (batching on, shipped parameters).
-    with Server(base, workdir / "server-batching.log").start() as srv:
+    with Server(base, workdir / "server-batching.log", flags).start() as srv:
         res.cold_start_s.append(srv.wait_available())
         res.load_lines += [ln.split("serving.local: ", 1)[-1] for ln in srv.log_tail(20000).splitlines()
                            if "AVAILABLE (load" in ln]
@@ -126,11 +136,11 @@ def measure_served(cfg: BenchConfig, res: Results, inp: inputs.Inputs, workdir: 
         res.e2e_profile = e2e.profile(inp.photo_jpeg, srv.target, cfg.profile_iterations)
         res.rss_hwm_mb = srv.rss_mb()[1]
     # Cold start 2: batching off, to see what the batching queue adds to a lone request.
-    with Server(base, workdir / "server-nobatching.log", batching=False).start() as srv:
+    with Server(base, workdir / "server-nobatching.log", flags, batching=False).start() as srv:
         res.cold_start_s.append(srv.wait_available())
         res.latency_unbatched = served.latency(srv.target, inp.crop_png, inp.pixels, cfg.latency_requests)
     for i in range(cfg.cold_starts - 2):
-        with Server(base, workdir / f"server-cold{i}.log").start() as srv:
+        with Server(base, workdir / f"server-cold{i}.log", flags).start() as srv:
             res.cold_start_s.append(srv.wait_available())
     log.info("cold starts: %s", ", ".join(f"{s:.2f}s" for s in res.cold_start_s))
 

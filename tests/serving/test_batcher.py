@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import threading
 
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
 
-from serving import local
+from serving.local import server, versions
+from serving.local.batching import Batcher
+from serving.local.config import BatchingParameters, ModelEntry, ServerConfig
+from serving.local.metrics import Metrics
+from serving.local.signatures import TensorSpec, fill_tensor_proto, ndarray_of
 
 BIG_TIMEOUT_US = 60_000_000
 """A batch timeout no test should ever wait out: merging must come from concurrency, not from waiting."""
@@ -39,14 +45,14 @@ class Model:
         return {"y": x * 2}
 
 
-def _batcher(model: Model, max_batch: int = 8, threads: int = 2) -> tuple[local.Batcher, local.Metrics]:
-    metrics = local.Metrics()
-    params = local.BatchingParameters(max_batch_size=max_batch, batch_timeout_micros=BIG_TIMEOUT_US,
+def _batcher(model: Model, max_batch: int = 8, threads: int = 2) -> tuple[Batcher, Metrics]:
+    metrics = Metrics()
+    params = BatchingParameters(max_batch_size=max_batch, batch_timeout_micros=BIG_TIMEOUT_US,
                                       num_batch_threads=threads)
-    return local.Batcher("test", model, params, metrics, log_batches=False), metrics
+    return Batcher("test", model, params, metrics, log_batches=False), metrics
 
 
-def _submit_in_threads(batcher: local.Batcher, values: list[float]) -> tuple[list[threading.Thread], dict]:
+def _submit_in_threads(batcher: Batcher, values: list[float]) -> tuple[list[threading.Thread], dict]:
     results: dict[float, np.ndarray] = {}
 
     def one(v: float) -> None:
@@ -58,7 +64,7 @@ def _submit_in_threads(batcher: local.Batcher, values: list[float]) -> tuple[lis
     return threads, results
 
 
-def _wait_queued(batcher: local.Batcher, n: int) -> None:
+def _wait_queued(batcher: Batcher, n: int) -> None:
     """Until n requests sit in the batcher's queue (they are waiting to be merged)."""
     for _ in range(3000):
         if batcher._queued >= n:  # noqa: SLF001 - the only non-timed way to know the callers arrived
@@ -131,36 +137,36 @@ def test_requests_queued_behind_the_only_batch_thread_go_out_together():
     np.array([True, False]),
 ])
 def test_response_tensors_are_what_make_tensor_proto_writes(value):
-    resp = local.predict_pb2.PredictResponse()
-    local._fill_tensor_proto(resp.outputs["t"], value)  # noqa: SLF001
+    resp = predict_pb2.PredictResponse()
+    fill_tensor_proto(resp.outputs["t"], value)
     assert resp.outputs["t"] == tf.make_tensor_proto(value)
     np.testing.assert_array_equal(tf.make_ndarray(resp.outputs["t"]), value)
 
 
 def test_request_tensors_read_as_make_ndarray_reads_them():
     pixels = np.random.default_rng(0).random((2, 4, 4, 3), dtype=np.float32)
-    spec = local.TensorSpec("image", tf.float32, (-1, 4, 4, 3))
-    got = local._ndarray_of(tf.make_tensor_proto(pixels), spec, pixels.shape)  # noqa: SLF001
+    spec = TensorSpec("image", tf.float32, (-1, 4, 4, 3))
+    got = ndarray_of(tf.make_tensor_proto(pixels), spec, pixels.shape)
     np.testing.assert_array_equal(got, pixels)
     blobs = np.array([b"\x89PNG", b"\xff\xd8"], dtype=object)
-    spec = local.TensorSpec("image_bytes", tf.string, (-1,))
-    np.testing.assert_array_equal(local._ndarray_of(tf.make_tensor_proto(blobs), spec, (2,)), blobs)  # noqa: SLF001
+    spec = TensorSpec("image_bytes", tf.string, (-1,))
+    np.testing.assert_array_equal(ndarray_of(tf.make_tensor_proto(blobs), spec, (2,)), blobs)
 
 
 def test_memory_is_trimmed_once_after_a_burst_never_during_it(monkeypatch):
     trims = []
-    monkeypatch.setattr(local.memory, "release_free_memory", lambda: trims.append(1))
-    metrics = local.Metrics()
+    monkeypatch.setattr(server.memory, "release_free_memory", lambda: trims.append(1))
+    metrics = Metrics()
     seen = trimmed = metrics.answered()
-    seen, trimmed = local._trim_after_burst(metrics, seen, trimmed)  # noqa: SLF001 - idle from the start
+    seen, trimmed = server.trim_after_burst(metrics, seen, trimmed)  # idle from the start
     assert trims == []
     for _ in range(3):  # requests keep coming: no trim between them
-        metrics.count_request("m", local.grpc.StatusCode.OK)
-        seen, trimmed = local._trim_after_burst(metrics, seen, trimmed)  # noqa: SLF001
+        metrics.count_request("m", grpc.StatusCode.OK)
+        seen, trimmed = server.trim_after_burst(metrics, seen, trimmed)
     assert trims == []
-    seen, trimmed = local._trim_after_burst(metrics, seen, trimmed)  # noqa: SLF001 - one quiet tick
+    seen, trimmed = server.trim_after_burst(metrics, seen, trimmed)  # one quiet tick
     assert trims == [1]
-    seen, trimmed = local._trim_after_burst(metrics, seen, trimmed)  # noqa: SLF001 - still quiet: once is enough
+    seen, trimmed = server.trim_after_burst(metrics, seen, trimmed)  # still quiet: once is enough
     assert trims == [1]
 
 
@@ -171,16 +177,16 @@ def _complete_version(base, version: int) -> None:
     (base / str(version) / "variables" / "variables.index").write_bytes(b"index")
 
 
-def _manager(base) -> tuple[local.ModelManager, list[int]]:
+def _manager(base) -> tuple[versions.ModelManager, list[int]]:
     loaded: list[int] = []
-    manager = local.ModelManager(local.ModelEntry("m", base), local.ServerConfig(), local.Metrics(),
+    manager = versions.ModelManager(ModelEntry("m", base), ServerConfig(), Metrics(),
                                  warmup=lambda req, servable: None, on_change=lambda: None)
     manager._load = lambda version, fp: loaded.append(version)  # noqa: SLF001 - no TensorFlow load here
     return manager, loaded
 
 
 def test_a_version_written_long_ago_is_loaded_at_the_first_poll(tmp_path, monkeypatch):
-    monkeypatch.setattr(local, "QUIET_SECONDS", 0.2)
+    monkeypatch.setattr(versions, "QUIET_SECONDS", 0.2)
     _complete_version(tmp_path, 1)
     threading.Event().wait(0.3)  # its files are now older than the quiet period
     manager, loaded = _manager(tmp_path)
@@ -189,7 +195,7 @@ def test_a_version_written_long_ago_is_loaded_at_the_first_poll(tmp_path, monkey
 
 
 def test_a_version_just_written_waits_for_a_second_poll_that_sees_it_unchanged(tmp_path, monkeypatch):
-    monkeypatch.setattr(local, "QUIET_SECONDS", 3600.0)
+    monkeypatch.setattr(versions, "QUIET_SECONDS", 3600.0)
     _complete_version(tmp_path, 1)
     manager, loaded = _manager(tmp_path)
     assert manager.poll_once() is True  # settling

@@ -8,15 +8,15 @@ import pytest
 from google.protobuf import text_format
 
 from serving import contract
-from serving.local import (
+from serving.local.config import (
     BatchingParameters,
     VersionPolicy,
-    parse_args,
     parse_batching_parameters,
     parse_model_config,
     parse_monitoring_config,
-    session_config,
 )
+from serving.local.runtime import lean_requested, session_config
+from serving.local.server import parse_args
 
 SERVING = Path(__file__).resolve().parents[2] / "serving"
 
@@ -84,3 +84,12 @@ def test_thread_flags_default_to_one_thread_per_op_and_zero_means_tensorflows_ch
                                       "--tensorflow_inter_op_parallelism=3"]))
     assert auto.intra_op_parallelism_threads == (os.cpu_count() or 2)
     assert auto.inter_op_parallelism_threads == 3
+
+
+def test_lean_process_is_off_unless_asked_and_read_alike_by_both_parsers(tmp_path):
+    """One flag, off by default: the early reader (before TensorFlow is imported) and the full flags agree."""
+    base = f"--model_base_path={tmp_path}"
+    for argv, lean in (([base], False), ([base, "--lean_process"], True), ([base, "--lean_process=true"], True),
+                       ([base, "--lean_process=false"], False), (["--lean_process", base, "--port=9"], True)):
+        assert parse_args(argv).lean_process is lean, argv
+        assert lean_requested(argv) is lean, argv

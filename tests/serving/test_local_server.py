@@ -163,7 +163,7 @@ def test_empty_batch_answers_empty_outputs(stubs):
 
 @local_only
 def test_batch_over_the_limit_invalid_argument(stubs):
-    from serving.local import DEFAULT_MAX_REQUEST_BATCH
+    from serving.local.config import DEFAULT_MAX_REQUEST_BATCH
 
     tiny = np.zeros((DEFAULT_MAX_REQUEST_BATCH + 1, 224, 224, 3), np.float32)
     code, msg = _code(lambda: stubs.predict.Predict(request(inputs={contract.INPUT_PIXELS: tiny}), timeout=30))
@@ -172,7 +172,7 @@ def test_batch_over_the_limit_invalid_argument(stubs):
 
 @local_only
 def test_message_over_the_size_limit_refused(stubs):
-    from serving.local import DEFAULT_MAX_MESSAGE_BYTES
+    from serving.local.config import DEFAULT_MAX_MESSAGE_BYTES
 
     blob = b"\0" * (DEFAULT_MAX_MESSAGE_BYTES + 1024)
     code, _ = _code(lambda: stubs.predict.Predict(bytes_request([blob]), timeout=30))

@@ -8,7 +8,7 @@ Folders are searched recursively and each file's first bytes decide whether it i
 without an extension are checked too); files that are not JPEG, PNG or WebP are listed on stderr as skipped.
 Exit codes: 0 every file scanned and none judged fake, 1 at least one fake, 2 at least one file could not be
 checked, or nothing to check was found (errors win over fakes, because the scan is then incomplete).
-'uncertain' does not count as fake.
+'uncertain' does not count as fake, nor does an image without a face: it gets no real/fake verdict ('no_face').
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from clients.config import ClientConfig
 from clients.errors import DetectorError, DetectorUnavailable
+from clients.verdict import Verdict
 
 IMAGE_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"))
 """Leading bytes of the accepted formats (WebP is RIFF....WEBP, checked in image_kind)."""
@@ -158,10 +159,20 @@ def scan_one(path: Path, client, config: ClientConfig, pdf_dir: Path | None) -> 
         analysis = analyze(data, path.name, client, config)
     except DetectorError as exc:
         return Outcome(path, error_kind=type(exc).__name__, error=exc.user_message)
-    out = Outcome(path, verdict=analysis.verdict.to_dict())
+    out = Outcome(path, verdict=verdict_dict(analysis.verdict))
     if pdf_dir is not None:
         out.pdf = write_pdf(analysis, path, pdf_dir)
     return out
+
+
+def verdict_dict(verdict: Verdict) -> dict:
+    """The verdict's JSON with the label a person is shown and the headline (no face: 'no_face', no real/fake)."""
+    return dict(verdict.to_dict(), shown_label=verdict.shown_label, headline=verdict.headline)
+
+
+def shown_label(verdict: dict) -> str:
+    """The label a row shows and the exit code counts (older dicts without shown_label: their label)."""
+    return verdict.get("shown_label", verdict["label"])
 
 
 def scan_all(files: list[Path], client, config: ClientConfig, pdf_dir: Path | None, jobs: int) -> Iterator[Outcome]:
@@ -246,15 +257,21 @@ def table_row(o: Outcome, width: int) -> str:
     v = o.verdict
     faces = "none" if v["whole_image"] else str(len(v["faces"]))
     notes = "; ".join(w["code"] for w in v["warnings"])
-    return (f"{name}  {v['label']:<9}  {v['confidence']:>10.1%}  {v['fake_probability']:>6.3f}  "
+    confidence = "" if v["whole_image"] else f"{v['confidence']:.1%}"  # no verdict, so no confidence in one
+    return (f"{name}  {shown_label(v):<9}  {confidence:>10}  {v['fake_probability']:>6.3f}  "
             f"{faces:>5}  {notes}")
 
 
+def is_fake(o: Outcome) -> bool:
+    """Whether a file was judged fake: an image without a face never is (the model judged no face)."""
+    return o.verdict is not None and shown_label(o.verdict) == "fake"
+
+
 def exit_code(outcomes: list[Outcome]) -> int:
-    """2 if any file failed, else 1 if any was judged fake, else 0."""
+    """2 if any file failed, else 1 if any was judged fake (no-face images never are), else 0."""
     if any(o.verdict is None for o in outcomes):
         return EXIT_ERROR
-    if any(o.verdict["label"] == "fake" for o in outcomes):
+    if any(is_fake(o) for o in outcomes):
         return EXIT_FAKE
     return EXIT_OK
 
@@ -292,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     code = exit_code(outcomes)
     if not args.json:
         n_err = sum(o.verdict is None for o in outcomes)
-        n_fake = sum(o.verdict is not None and o.verdict["label"] == "fake" for o in outcomes)
+        n_fake = sum(is_fake(o) for o in outcomes)
         print(f"{len(outcomes)} file(s): {n_fake} fake, {n_err} error(s).", file=sys.stderr)
     return code
 

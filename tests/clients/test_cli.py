@@ -83,6 +83,34 @@ def test_cli_exit_codes_with_a_threshold_we_control(photos, probability, code, l
     assert any(UNICODE_NAME in line for line in lines)
 
 
+@pytest.mark.integration
+def test_an_image_without_a_face_gets_no_verdict_and_never_exits_fake(tmp_path, capsys):
+    """The model scores a face-less picture 0.9: the row and JSON say no_face, the exit code does not say fake."""
+    plain = tmp_path / "landscape.jpg"
+    plain.write_bytes(encode(photo_with_faces([], (640, 480), seed=7), "JPEG"))
+    with predict_server(scripted([0.9], threshold=0.5, band=0.05)) as (target, _):
+        table_code = cli.main([str(plain), "--target", target])
+        table = capsys.readouterr().out.splitlines()
+        json_code = cli.main([str(plain), "--json", "--target", target])
+        rows = _json_lines(capsys.readouterr().out)
+    assert table_code == json_code == 0
+    row = next(line for line in table if "landscape.jpg" in line)
+    assert row.split()[1] == "no_face" and " fake " not in row and " real " not in row and "%" not in row
+    assert len(rows) == 1 and rows[0]["whole_image"] and rows[0]["shown_label"] == "no_face"
+    assert rows[0]["headline"] == "No face found: no real/fake verdict"
+    assert rows[0]["label"] == "fake"  # the model's own whole-image label stays in the JSON, for the record
+
+
+def test_a_no_face_verdict_never_counts_as_fake_in_the_exit_code():
+    verdict = {"label": "fake", "shown_label": "no_face", "confidence": 0.9, "fake_probability": 0.9,
+               "whole_image": True, "faces": [], "warnings": [{"code": "no_face"}]}
+    face = dict(verdict, shown_label="fake", whole_image=False, faces=[{}], warnings=[])
+    assert cli.exit_code([cli.Outcome(Path("a.jpg"), verdict=verdict)]) == cli.EXIT_OK
+    assert cli.exit_code([cli.Outcome(Path("a.jpg"), verdict=verdict),
+                          cli.Outcome(Path("b.jpg"), verdict=face)]) == cli.EXIT_FAKE
+    assert cli.table_row(cli.Outcome(Path("a.jpg"), verdict=verdict), 8).split()[1:3] == ["no_face", "0.900"]
+
+
 def test_cli_with_the_server_down_exits_2_with_a_plain_message(photos):
     r = run_cli(str(photos / UNICODE_NAME), "--target", f"127.0.0.1:{free_port()}", "--timeout", "2")
     assert r.returncode == 2

@@ -27,13 +27,19 @@ def noise_photo(size: tuple[int, int], seed: int = 0) -> Image.Image:
     return small.resize(size, Image.Resampling.BICUBIC)
 
 
-def shared_faces(n: int, seed: int = 0) -> list[Image.Image]:
-    """n face images from ../shared/data/faces, spread over sources; skips (with the reason) without it."""
+FACE_CROP_SOURCES = ("dfdc", "utkface", "mobilestylegan")
+"""The shared data's sources of face crops, where the face fills most of the frame (0.7 to 1.0 of the long side);
+`aaf` and `ffhq` are aligned photos with more around the face (0.5 to 0.7), see ../shared/data/README.md."""
+
+
+def shared_faces(n: int, seed: int = 0, sources: tuple[str, ...] | None = None) -> list[Image.Image]:
+    """n face images from ../shared/data/faces, spread over sources (all, or only `sources`, so a test keeps its
+    faces when sources are added); skips (with the reason) without it."""
     manifest = FACES / "manifest.csv"
     if not manifest.is_file():
         pytest.skip(f"shared face data not found at {FACES.resolve()} (needs ../shared beside the repo)")
     with open(manifest) as f:
-        rows = list(csv.DictReader(f))
+        rows = [r for r in csv.DictReader(f) if sources is None or r["source"] in sources]
     by_source: dict[str, list[dict]] = {}
     for r in rows:
         by_source.setdefault(f"{r['source']}-{r['label']}", []).append(r)

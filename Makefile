@@ -46,6 +46,6 @@ clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
 
 .PHONY: protos
-## protos: regenerate clients/protos/tfs_pb2.py from our own TF Serving proto subset (needs grpcio-tools)
+## protos: regenerate clients/core/protos/tfs_pb2.py from our own TF Serving proto subset (needs grpcio-tools)
 protos:
-	$(VPY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. clients/protos/tfs.proto
+	$(VPY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. clients/core/protos/tfs.proto

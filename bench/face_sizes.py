@@ -1,4 +1,4 @@
-"""Recall of clients.faces on small faces in a photo-sized image, per size of the first detection copy.
+"""Recall of clients.core.faces on small faces in a photo-sized image, per size of the first detection copy.
 
     python -m bench.face_sizes --n 120 --sides 640,512
 
@@ -55,8 +55,8 @@ def group(faces: list[Image.Image], rng: random.Random) -> list[Image.Image]:
 
 def measure(side: int, singles: list[tuple[Image.Image, int]], pairs: list[Image.Image]) -> dict[str, float]:
     """Recall per size bucket (alone), share of pairs with both faces found, and CPU ms per image (alone)."""
-    from clients.config import ClientConfig
-    from clients.faces import detect_faces
+    from clients.core.config import ClientConfig
+    from clients.core.faces import detect_faces
 
     config = ClientConfig(detect_long_side=side)
     hits: dict[str, list[bool]] = {f"{lo}-{hi} px": [] for lo, hi in BUCKETS}

@@ -74,7 +74,7 @@ def photo_with_face(face: Image.Image, size: tuple[int, int] = PHOTO_SIZE, seed:
 
 def make_inputs() -> Inputs:
     """Build every input once (the photo takes ~2 s)."""
-    from clients.analyze import encode_crop
+    from clients.core.analyze import encode_crop
     from serving.contract import IMAGE_SIZE
 
     found = shared_face()

@@ -200,10 +200,10 @@ def render(res: "Results") -> str:
         "signature. A second server with batching off shows what the batching queue adds to a lone request.",
         f"3. Load: {cfg.load_clients} `AsyncDetectorClient`s (one channel each) in one asyncio loop, each sending "
         "one crop at a time back to back; the client process runs on the same 2 cores as the server.",
-        "4. End to end: `clients.analyze.analyze` on the 12 MP JPEG bytes with a `DetectorClient` (decode with "
+        "4. End to end: `clients.core.analyze.analyze` on the 12 MP JPEG bytes with a `DetectorClient` (decode with "
         "Pillow's JPEG draft mode, MTCNN face detection on a 1/8-scale decode while the working image decodes on "
         "a second thread, crops, one request with the quality checks running beside it), then "
-        "`clients.report.render_pdf`. Stage times are the client's own `timings_ms`; since quality overlaps the "
+        "`clients.core.report.render_pdf`. Stage times are the client's own `timings_ms`; since quality overlaps the "
         "request, the stages add up to more than the total.",
         "5. Cold start: wall time from `Popen` of the server to GetModelStatus reporting AVAILABLE (which comes "
         "after the warm-up records are replayed), polled every 50 ms; one sample per server launched.",

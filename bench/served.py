@@ -11,8 +11,8 @@ import grpc
 import numpy as np
 
 from bench.stats import Summary, percentile, summarise, timed_ms
-from clients.grpc_client import CHANNEL_OPTIONS, PREDICT, AsyncDetectorClient, DetectorClient, OUTPUT_FILTER
-from clients.protos import tfs_pb2
+from clients.core.grpc_client import CHANNEL_OPTIONS, PREDICT, AsyncDetectorClient, DetectorClient, OUTPUT_FILTER
+from clients.core.protos import tfs_pb2
 from serving import contract
 
 

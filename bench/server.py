@@ -36,7 +36,7 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 def is_available(target: str) -> bool:
     """True once GetModelStatus reports a version AVAILABLE (asked with the client's own protos)."""
-    from clients.grpc_client import DetectorClient
+    from clients.core.grpc_client import DetectorClient
 
     client = DetectorClient(target, timeout_s=1.0, retries=0)
     try:

@@ -24,9 +24,9 @@ from typing import Iterable, Iterator
 
 from tqdm import tqdm
 
-from clients.config import ClientConfig
-from clients.errors import DetectorError, DetectorUnavailable
-from clients.verdict import Verdict
+from clients.core.config import ClientConfig
+from clients.core.errors import DetectorError, DetectorUnavailable
+from clients.core.verdict import Verdict
 
 IMAGE_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"))
 """Leading bytes of the accepted formats (WebP is RIFF....WEBP, checked in image_kind)."""
@@ -149,7 +149,7 @@ def report_skipped(found: Found) -> None:
 
 def scan_one(path: Path, client, config: ClientConfig, pdf_dir: Path | None) -> Outcome:
     """Check one file; every domain error becomes an Outcome, never an exception."""
-    from clients.analyze import analyze
+    from clients.core.analyze import analyze
 
     try:
         data = path.read_bytes()
@@ -199,7 +199,7 @@ def scan_all(files: list[Path], client, config: ClientConfig, pdf_dir: Path | No
 
 def write_pdf(analysis, path: Path, pdf_dir: Path) -> str:
     """Write the PDF report beside the others in pdf_dir; return its path."""
-    from clients.report import render_pdf
+    from clients.core.report import render_pdf
 
     pdf_dir.mkdir(parents=True, exist_ok=True)
     data = render_pdf(analysis)
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     for o in outcomes:
         print(o.to_json() if args.json else table_row(o, width), flush=True)
 
-    from clients.grpc_client import DetectorClient
+    from clients.core.grpc_client import DetectorClient
 
     with DetectorClient.from_config(config) as client:
         bar = tqdm(scan_all(files, client, config, args.pdf, args.jobs), total=len(files), desc="scanning",

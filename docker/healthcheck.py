@@ -22,8 +22,8 @@ def check_http(url: str, timeout_s: float = 4.0) -> tuple[bool, str]:
 
 def check_model(timeout_s: float = 4.0) -> tuple[bool, str]:
     """The model server behind TF_SERVING_TARGET answers: the bot can do its work."""
-    from clients.config import ClientConfig
-    from clients.grpc_client import DetectorClient
+    from clients.core.config import ClientConfig
+    from clients.core.grpc_client import DetectorClient
 
     config = ClientConfig.from_env()
     client = DetectorClient(config.target, timeout_s=timeout_s)

@@ -28,7 +28,7 @@ class RunConfig:
     web_port: int = contract.DEFAULT_REST_PORT
     model_base_path: Path = REPO / "saved_model" / contract.MODEL_NAME
     batching_parameters_file: Path | None = REPO / "serving" / "batching_parameters.txt"
-    web_script: Path = REPO / "clients" / "web.py"
+    web_script: Path = REPO / "clients" / "web" / "page.py"
     ready_timeout_s: float = 180.0
 
 

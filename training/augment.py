@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from clients.facecrop import DEFAULT_MARGIN, Box, jittered_crop
+from clients.core.facecrop import DEFAULT_MARGIN, Box, jittered_crop
 from training.blend import self_blend
 
 

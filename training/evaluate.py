@@ -207,10 +207,10 @@ def shortcut_check(scorer: BytesScorer, samples, cfg: EvalConfig) -> dict:
 
 def face_detector():
     """(name, detect(PIL image) -> list[Box]): the client core's detector, else OpenCV's Haar cascade, else None."""
-    from clients.facecrop import Box
+    from clients.core.facecrop import Box
 
     try:
-        from clients import faces  # written by the client-core helper
+        from clients.core import faces  # written by the client-core helper
 
         for name in ("detect_faces", "detect", "find_faces"):
             fn = getattr(faces, name, None)
@@ -218,7 +218,7 @@ def face_detector():
                 def detect(image, _fn=fn):
                     boxes = _fn(image)
                     return [_as_box(b, Box) for b in boxes]
-                return f"clients.faces.{name}", detect
+                return f"clients.core.faces.{name}", detect
     except Exception:  # noqa: BLE001 - any failure to import means: fall back
         pass
     try:
@@ -253,7 +253,7 @@ def client_crop_bytes(data: bytes, detect) -> tuple[bytes, bool]:
     """The crop a client would send: the largest face by the shared crop rule, else the whole image (PNG)."""
     from PIL import Image
 
-    from clients.facecrop import crop_face
+    from clients.core.facecrop import crop_face
 
     with Image.open(io.BytesIO(data)) as im:
         image = im.convert("RGB")
@@ -269,15 +269,15 @@ def client_crop_bytes(data: bytes, detect) -> tuple[bytes, bool]:
 def client_crops():
     """(name, fn(bytes) -> (crops as encoded bytes, face found)): the client core's own preparation if present."""
     try:
-        from clients.analyze import prepare
-        from clients.config import ClientConfig
+        from clients.core.analyze import prepare
+        from clients.core.config import ClientConfig
 
         config = ClientConfig()
 
         def crops(data: bytes) -> tuple[list[bytes], bool]:
             prep = prepare(data, config)
             return list(prep.encoded), bool(prep.boxes)
-        return "clients.analyze.prepare (client face detector, shared crop rule, PNG crops)", crops
+        return "clients.core.analyze.prepare (client face detector, shared crop rule, PNG crops)", crops
     except ImportError:
         pass
     name, detect = face_detector()
@@ -298,7 +298,7 @@ def whole_photo_vs_crop(scorer: BytesScorer, samples, threshold: float, cfg: Eva
     """
     name, make_crops = client_crops()
     if make_crops is None:
-        return {"skipped": "no face detector: clients.faces is absent and this OpenCV build bundles no Haar cascade"}
+        return {"skipped": "no face detector: clients.core.faces is absent and this OpenCV build bundles no Haar cascade"}
     idx = np.arange(len(samples))
     if cfg.whole_photos_max and idx.size > cfg.whole_photos_max:
         idx = np.sort(np.random.default_rng(cfg.seed).choice(idx, cfg.whole_photos_max, replace=False))

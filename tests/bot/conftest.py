@@ -27,7 +27,7 @@ def telegram():
 
 
 class BotRunner:
-    """The bot's real Application (built by clients.bot.build_application) polling in a thread."""
+    """The bot's real Application (built by clients.bot.app.build_application) polling in a thread."""
 
     def __init__(self, config) -> None:
         self.config = config
@@ -38,7 +38,7 @@ class BotRunner:
 
     def _run(self) -> None:
         """Same path as main(): build, then run_polling (no signal handlers outside the main thread)."""
-        from clients.bot import build_application, poll
+        from clients.bot.app import build_application, poll
 
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
@@ -77,7 +77,7 @@ class BotRunner:
 @pytest.fixture
 def bot_config(telegram, tmp_path):
     """A BotConfig pointed at the stand-in; target/model_dir filled by the tests that need a model."""
-    from clients.bot import BotConfig
+    from clients.bot.config import BotConfig
 
     return BotConfig(token=TOKEN, target="127.0.0.1:1", timeout_s=5.0, base_url=telegram.base_url,
                      base_file_url=telegram.base_file_url, poll_timeout_s=1.0, rate_burst=50,
@@ -108,7 +108,7 @@ def run_bot():
 @pytest.fixture
 def bot_logs():
     """Everything logged, at DEBUG, through the bot's own logging setup (httpx forced to DEBUG too)."""
-    from clients.bot import setup_logging
+    from clients.bot.app import setup_logging
 
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)

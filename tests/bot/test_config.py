@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from clients.bot import BotConfig, ConfigError, RedactSecrets, read_token, setup_logging
+from clients.bot.app import RedactSecrets, setup_logging
+from clients.bot.config import BotConfig, ConfigError, read_token
 from tests.bot.conftest import TOKEN
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,10 +12,10 @@ from dataclasses import replace
 import pytest
 from pypdf import PdfReader
 
-from clients.analyze import analyze
-from clients.errors import CorruptImage, DetectorUnavailable, FileTooLarge
-from clients.grpc_client import DetectorClient
-from clients.verdict import LABEL_WORDS, Verdict, confidence_text, score_text
+from clients.core.analyze import analyze
+from clients.core.errors import CorruptImage, DetectorUnavailable, FileTooLarge
+from clients.core.grpc_client import DetectorClient
+from clients.core.verdict import LABEL_WORDS, Verdict, confidence_text, score_text
 from tests.bot.images import PDF_DOCUMENT, face_photo, large_jpeg, no_face_png, pixel_bomb_png, truncated_jpeg
 
 pytestmark = pytest.mark.integration

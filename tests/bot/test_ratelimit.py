@@ -1,7 +1,7 @@
 """The per-user token bucket: a burst, then a trickle; one notice per flood; users independent."""
 from __future__ import annotations
 
-from clients.ratelimit import PerUserRateLimiter
+from clients.bot.ratelimit import PerUserRateLimiter
 
 
 class Clock:

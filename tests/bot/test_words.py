@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 
-from clients.bot import DEFAULT_MODEL_DIR
-from clients.bot_handlers import about_text, measured_accuracy, newest_version, read_metadata, verdict_text
-from clients.grpc_client import ModelInfo
-from clients.verdict import FaceResult, QualityWarning, Verdict
+from clients.bot.config import DEFAULT_MODEL_DIR
+from clients.bot.handlers import about_text, measured_accuracy, newest_version, read_metadata, verdict_text
+from clients.core.grpc_client import ModelInfo
+from clients.core.verdict import FaceResult, QualityWarning, Verdict
 
 
 def test_accuracy_prefers_test_then_validation_and_ignores_per_source():

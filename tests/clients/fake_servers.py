@@ -8,7 +8,7 @@ from typing import Callable, Iterator
 
 import grpc
 
-from clients.protos import tfs_pb2
+from clients.core.protos import tfs_pb2
 from tests.helpers import free_port
 
 

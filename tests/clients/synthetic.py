@@ -6,7 +6,7 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from clients.facecrop import Box
+from clients.core.facecrop import Box
 
 
 def clean_face(size: tuple[int, int] = (800, 600), face: Box | None = None, seed: int = 0) -> tuple[Image.Image, Box]:

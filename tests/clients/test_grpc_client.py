@@ -9,8 +9,8 @@ import grpc
 import pytest
 from PIL import Image
 
-from clients.errors import DetectorUnavailable, ModelError
-from clients.grpc_client import AsyncDetectorClient, DetectorClient
+from clients.core.errors import DetectorUnavailable, ModelError
+from clients.core.grpc_client import AsyncDetectorClient, DetectorClient
 from tests.clients.fake_servers import ok_response, predict_server, sleeper
 from tests.helpers import free_port
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from clients.config import ClientConfig
-from clients.errors import (CorruptImage, EmptyFile, FileTooLarge, ImageTooLarge, ImageTooSmall,
+from clients.core.config import ClientConfig
+from clients.core.errors import (CorruptImage, EmptyFile, FileTooLarge, ImageTooLarge, ImageTooSmall,
                             InvalidImage, NotAnImage)
-from clients.intake import load_image
+from clients.core.intake import load_image
 from tests.clients.images import encode, noise_photo
 
 

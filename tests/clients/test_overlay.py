@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clients import overlay
-from clients.verdict import FaceResult, Verdict
+from clients.core import overlay
+from clients.core.verdict import FaceResult, Verdict
 
 
 def _verdict(faces: list[FaceResult], size: tuple[int, int]) -> Verdict:

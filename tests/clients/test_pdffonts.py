@@ -12,18 +12,18 @@ from fontTools.ttLib import TTFont
 from fpdf.fonts import TTFFont
 from pypdf import PdfReader
 
-from clients import pdffonts
-from clients.report import WHAT_IT_CANNOT_TELL, WHAT_THE_SCORE_MEANS, render_pdf
-from clients.verdict import QualityWarning
+from clients.core import pdffonts
+from clients.core.report import WHAT_IT_CANNOT_TELL, WHAT_THE_SCORE_MEANS, render_pdf
+from clients.core.verdict import QualityWarning
 from tests.clients.test_report import NOW, _analysis, _text
 
 CHECKED_FPDF2 = "2.8.9"
 
 
 def test_fpdf2_internals_the_font_cache_relies_on():
-    """Fails when fpdf2 changes: re-check clients/pdffonts.py (its docstring says what it relies on), then update."""
+    """Fails when fpdf2 changes: re-check clients/core/pdffonts.py (its docstring says what it needs), then update."""
     assert fpdf.FPDF_VERSION == CHECKED_FPDF2, (
-        f"fpdf2 {fpdf.FPDF_VERSION}: clients/pdffonts.py clones TTFFont and swaps its ttfont before output; "
+        f"fpdf2 {fpdf.FPDF_VERSION}: clients/core/pdffonts.py clones TTFFont and swaps its ttfont before output; "
         f"re-check both against this version, then set CHECKED_FPDF2")
     slots = set(TTFFont.__slots__)
     assert pdffonts.SHARED_FONT_SLOTS.isdisjoint(pdffonts.FRESH_FONT_SLOTS)

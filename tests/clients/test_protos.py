@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from clients.grpc_client import build_predict_request, metadata_request, parse_predict_response, signatures_of
-from clients.protos import tfs_pb2
+from clients.core.grpc_client import build_predict_request, metadata_request, parse_predict_response, signatures_of
+from clients.core.protos import tfs_pb2
 from tests.helpers import REPO
 
 
@@ -104,8 +104,9 @@ def test_metadata_and_status_messages_round_trip(tfs):
 
 def test_client_modules_do_not_import_tensorflow():
     code = ("import sys\n"
-            "import clients.cli, clients.analyze, clients.grpc_client, clients.intake, clients.faces, clients.verdict\n"
-            "from clients.grpc_client import DetectorClient, AsyncDetectorClient\n"
+            "import clients.cli, clients.core.analyze, clients.core.grpc_client, clients.core.intake\n"
+            "import clients.core.faces, clients.core.verdict\n"
+            "from clients.core.grpc_client import DetectorClient, AsyncDetectorClient\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_serving', 'keras'))\n"
             "assert not bad, bad\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
@@ -116,7 +117,7 @@ def test_generated_module_matches_the_proto_source(tmp_path):
     """`make protos` output is committed: regenerating gives the same descriptors."""
     pytest.importorskip("grpc_tools")
     r = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{REPO}", f"--descriptor_set_out={tmp_path / 'd.pb'}",
-                        "clients/protos/tfs.proto"], cwd=REPO, capture_output=True, text=True, timeout=60)
+                        "clients/core/protos/tfs.proto"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     from google.protobuf import descriptor_pb2
     fresh = descriptor_pb2.FileDescriptorSet.FromString((tmp_path / "d.pb").read_bytes()).file[0]

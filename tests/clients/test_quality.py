@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from clients import quality
-from clients.facecrop import Box
-from clients.quality import SourceInfo, assess, estimate_jpeg_quality
+from clients.core import quality
+from clients.core.facecrop import Box
+from clients.core.quality import SourceInfo, assess, estimate_jpeg_quality
 from tests.clients.synthetic import clean_face, jpeg_bytes, png_bytes
 
 

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
-from clients.analyze import Analysis
-from clients.report import render_pdf
-from clients.verdict import FaceResult, QualityWarning, Verdict
+from clients.core.analyze import Analysis
+from clients.core.report import render_pdf
+from clients.core.verdict import FaceResult, QualityWarning, Verdict
 from tests.clients.synthetic import clean_face, jpeg_bytes
 
 NOW = datetime(2026, 11, 25, 4, 0, 0, tzinfo=timezone.utc)
@@ -160,7 +160,7 @@ def test_same_bytes_in_another_process_with_another_hash_seed(report):
     from pathlib import Path
 
     code = ("import sys, hashlib; from tests.clients.test_report import _analysis, NOW; "
-            "from clients.report import render_pdf; "
+            "from clients.core.report import render_pdf; "
             "sys.stdout.write(hashlib.sha256(render_pdf(_analysis(), now=NOW)).hexdigest())")
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(root)}
@@ -239,9 +239,9 @@ def test_a_12_megapixel_photo_gives_a_small_pdf():
 @pytest.mark.integration
 def test_report_of_a_real_check_against_the_local_model_server(model_server):
     """The whole path: upload bytes -> analyze (faces, quality, gRPC) -> PDF that states what it found."""
-    from clients.analyze import analyze
-    from clients.config import ClientConfig
-    from clients.grpc_client import DetectorClient
+    from clients.core.analyze import analyze
+    from clients.core.config import ClientConfig
+    from clients.core.grpc_client import DetectorClient
 
     image, _ = clean_face((1024, 768))
     data = jpeg_bytes(image, quality=35)                         # a heavy-compression warning is expected
@@ -263,8 +263,8 @@ def test_report_of_a_real_check_against_the_local_model_server(model_server):
 def test_values_wrap_exactly_as_fpdf2_would_wrap_them(size):
     from fpdf import FPDF
 
-    from clients import pdffonts
-    from clients.report import FONT_DIR, FONTS, MAIN_FONT, _break_lines
+    from clients.core import pdffonts
+    from clients.core.report import FONT_DIR, FONTS, MAIN_FONT, _break_lines
 
     pdf = FPDF()
     for family, style, file in FONTS[:2]:
@@ -285,7 +285,7 @@ def test_no_part_of_the_file_name_reaches_the_log(caplog):
     made with every logger at DEBUG leaves no trace of the name, nor of its glyphs, in the log."""
     from fontTools.ttLib import TTFont
 
-    from clients import report
+    from clients.core import report
 
     name = "Ξενοφών_секретно_家族旅行.jpg"
     caplog.set_level(logging.DEBUG)

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 
-from clients.verdict import FaceResult, QualityWarning, Verdict, band_text, format_score, rule_text
-from clients.config import ClientConfig
+from clients.core.verdict import FaceResult, QualityWarning, Verdict, band_text, format_score, rule_text
+from clients.core.config import ClientConfig
 
 
 def _verdict(label="fake", p=0.8) -> Verdict:

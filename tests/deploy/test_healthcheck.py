@@ -42,15 +42,15 @@ def test_bot_health_check_follows_the_model_server(model_server):
 
 
 def test_web_health_check_passes_against_the_running_page(tmp_path):
-    """The page's HEALTHCHECK (Streamlit's /_stcore/health) passes once `streamlit run clients/web.py` is up."""
+    """The page's HEALTHCHECK (Streamlit's /_stcore/health) passes once `streamlit run clients/web/page.py` is up."""
     port = free_port()
     args = [a.replace("127.0.0.1:8080", f"127.0.0.1:{port}") for a in _image_check("web")]
     assert _run_check(args).returncode == 1, "passes with nothing listening"
     env = dict(os.environ, HOME=str(tmp_path), TF_SERVING_TARGET=f"127.0.0.1:{free_port()}",
                STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", STREAMLIT_SERVER_HEADLESS="true")
     log = open(tmp_path / "streamlit.log", "wb")
-    page = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "clients/web.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1"], cwd=REPO, env=env, stdout=log, stderr=log)
+    page = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "clients/web/page.py", "--server.port",
+                             str(port), "--server.address", "127.0.0.1"], cwd=REPO, env=env, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 120
         result = _run_check(args)

@@ -17,8 +17,8 @@ from tests.deploy.dockerfiles import (base_images, dockerignore_includes, final_
 from tests.deploy.manifests import REPO
 
 DOCKER = REPO / "docker"
-CLIENT_IMAGES = {"web": "clients/web.py", "bot": "clients/bot.py"}
-"""Image -> the module its CMD runs."""
+CLIENT_IMAGES = {"web": "clients/web/page.py", "bot": "clients/bot/__main__.py"}
+"""Image -> the module its CMD runs (a package's __main__.py for `python -m package`)."""
 FORBIDDEN = re.compile(r"^(tensorflow.*|tf-.*|tf-nightly.*|keras|tf-keras|tensorboard.*|jax|jaxlib|torch.*)$")
 """The heavy ML runtimes a client image must never carry."""
 PINNED_TAG = re.compile(r"^[a-z0-9./-]+:[0-9]+(\.[0-9]+)+[a-z0-9.-]*(@sha256:[0-9a-f]{64})?$")
@@ -44,7 +44,7 @@ def test_client_dockerfile_runs_non_root_with_a_health_check(image):
     assert "CMD" in health and "NONE" not in health.upper().split()
     cmd = next(i.args for i in reversed(last) if i.keyword == "CMD")
     module = CLIENT_IMAGES[image]
-    assert module in cmd or module.removesuffix(".py").replace("/", ".") in cmd
+    assert module in cmd or module.removesuffix(".py").removesuffix("/__main__").replace("/", ".") in cmd
 
 
 @pytest.mark.parametrize("dockerfile", ["Dockerfile.web", "Dockerfile.bot", "Dockerfile.model"])

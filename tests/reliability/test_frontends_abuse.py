@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clients.config import ClientConfig
-from clients.errors import FileTooLarge
-from clients.grpc_client import DetectorClient
-from clients.web import WebConfig, check_file
+from clients.core.config import ClientConfig
+from clients.core.errors import FileTooLarge
+from clients.core.grpc_client import DetectorClient
+from clients.web.page import WebConfig, check_file
 from tests.bot.conftest import DiskAudit
 from tests.clients.fake_servers import ok_response, predict_server
 from tests.clients.images import encode, noise_photo
@@ -107,7 +107,7 @@ def test_many_uploads_at_once_each_get_their_own_answer_and_nothing_is_written(t
 
 def test_a_crashing_converter_on_one_file_never_stops_the_others(monkeypatch):
     """Unexpected failures stay per file: the page shows a friendly line, no trace, and checks the rest."""
-    import clients.report as report
+    import clients.core.report as report
 
     real = report.render_pdf
 

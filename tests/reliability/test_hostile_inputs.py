@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from clients.config import ClientConfig
-from clients.errors import InvalidImage
-from clients.intake import load_image
+from clients.core.config import ClientConfig
+from clients.core.errors import InvalidImage
+from clients.core.intake import load_image
 from tests.reliability.report import record
 from tests.reliability.seeds import magic_prefixes, seed_files
 

@@ -20,8 +20,8 @@ import grpc
 import numpy as np
 import pytest
 
-from clients.errors import DetectorError, DetectorUnavailable
-from clients.grpc_client import DetectorClient
+from clients.core.errors import DetectorError, DetectorUnavailable
+from clients.core.grpc_client import DetectorClient
 from serving import contract
 from tests.clients.images import encode, noise_photo
 from tests.helpers import ServerProcess, available_versions

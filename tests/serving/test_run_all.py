@@ -44,7 +44,7 @@ def test_serves_the_model_and_the_page_and_stops_both_on_sigterm(exported_model,
         stubs = Stubs(f"127.0.0.1:{port}")
         assert health_status(stubs) == "SERVING"
         stubs.close()
-        if (REPO / "clients" / "web.py").is_file():
+        if (REPO / "clients" / "web" / "page.py").is_file():
             assert f"http://localhost:{web_port}" in text
             while True:  # Streamlit answers its health route once it listens
                 try:

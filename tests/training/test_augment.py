@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clients.facecrop import DEFAULT_MARGIN, square_box
+from clients.core.facecrop import DEFAULT_MARGIN, square_box
 from training.augment import AugmentConfig, assumed_face_box, augment
 
 

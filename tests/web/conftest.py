@@ -11,7 +11,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_FACES = REPO / ".." / "shared" / "data" / "faces"
-PAGE = REPO / "clients" / "web.py"
+PAGE = REPO / "clients" / "web" / "page.py"
 
 
 def synthetic_png(seed: int = 0, size: tuple[int, int] = (320, 240)) -> bytes:

@@ -1,4 +1,4 @@
-"""A real headless Chromium (Debian's, driven by Selenium) against `streamlit run clients/web.py`."""
+"""A real headless Chromium (Debian's, driven by Selenium) against `streamlit run clients/web/page.py`."""
 from __future__ import annotations
 
 import os
@@ -34,7 +34,7 @@ def _need_chromium() -> None:
 
 @pytest.fixture(scope="module")
 def page_url(model_server, tmp_path_factory):
-    """`streamlit run clients/web.py` on a free loopback port, talking to the test model server."""
+    """`streamlit run clients/web/page.py` on a free loopback port, talking to the test model server."""
     _need_chromium()
     port = free_port()
     log_path = tmp_path_factory.mktemp("web-log") / "streamlit.log"

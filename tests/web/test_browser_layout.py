@@ -1,4 +1,4 @@
-"""The page as `streamlit run clients/web.py` starts it by default (no address flag, no model server needed):
+"""The page as `streamlit run clients/web/page.py` starts it by default (no address flag, no model server needed):
 where it listens, how it lays out on a phone, and the uploader's size limit, in a real headless Chromium."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clients.config import ClientConfig
+from clients.core.config import ClientConfig
 from tests.helpers import free_port, stop_process
 from tests.web.conftest import PAGE, REPO
 from tests.web.test_browser import CHROMIUM, DRIVER, _need_chromium, body_text, text_when, wait_for
@@ -57,7 +57,7 @@ def streamlit_config(env: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def default_page(tmp_path_factory):
-    """`streamlit run clients/web.py --server.port=P` from the repo root, as a user starts it: no address given."""
+    """`streamlit run clients/web/page.py --server.port=P` from the repo root, as a user starts it: no address given."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("web-default") / "streamlit.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}

@@ -12,10 +12,10 @@ import io
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from clients import errors
-from clients.grpc_client import DetectorClient
-from clients.verdict import Verdict, rule_text
-from clients.web import (GENERIC_ERROR, SERVER_DOWN, HistoryEntry, WebConfig, explain_label, history_csv,
+from clients.core import errors
+from clients.core.grpc_client import DetectorClient
+from clients.core.verdict import Verdict, rule_text
+from clients.web.page import (GENERIC_ERROR, SERVER_DOWN, HistoryEntry, WebConfig, explain_label, history_csv,
                          pdf_name, verdict_html)
 from serving import contract
 from tests.helpers import free_port
@@ -227,8 +227,8 @@ def _card_with_faces(n_faces: int, show_heatmap: bool) -> None:
 
     from PIL import Image
 
-    from clients.verdict import FaceResult, Verdict
-    from clients.web import FaceView, FileOutcome, render_outcome
+    from clients.core.verdict import FaceResult, Verdict
+    from clients.web.page import FaceView, FileOutcome, render_outcome
 
     faces = [FaceResult(box=(10 + 60 * i, 20, 50, 50), fake_probability=0.2 + 0.1 * i, label="real", confidence=0.8,
                         heatmap=[[0.5] * 7] * 7) for i in range(n_faces)]
@@ -258,7 +258,7 @@ def test_the_faces_table_numbers_every_face_however_many(n_faces):
 
 def test_a_legend_explains_the_heatmap_colours():
     """Beside the heatmaps: the PDF's colour scale and its words; no legend when heatmaps are off."""
-    from clients.report import HEATMAP_LEGEND
+    from clients.core.report import HEATMAP_LEGEND
 
     at = AppTest.from_function(_card_with_faces, args=(2, True), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -272,8 +272,8 @@ def test_a_legend_explains_the_heatmap_colours():
 def test_the_legend_is_the_reports_colour_scale():
     from PIL import Image
 
-    from clients import overlay
-    from clients.web import heatmap_legend_png
+    from clients.core import overlay
+    from clients.web.page import heatmap_legend_png
 
     shown = Image.open(io.BytesIO(heatmap_legend_png())).convert("RGB")
     assert shown.tobytes() == overlay.legend(256, 12).convert("RGB").tobytes()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 
-from clients.facecrop import DEFAULT_MARGIN
+from clients.core.facecrop import DEFAULT_MARGIN
 from serving.contract import DEFAULT_TARGET, MODEL_NAME, TARGET_ENV
 
 _ENV = {

@@ -1,4 +1,4 @@
-"""The bot's handlers and the words it says. Small async functions; the wiring is in clients.bot."""
+"""The bot's handlers and the words it says. Small async functions; the wiring is in clients.bot.app."""
 from __future__ import annotations
 
 import asyncio
@@ -9,24 +9,21 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from telegram import BotCommand, Document, Message, Update
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 
-from clients.analyze import Analysis, analyze_async
-from clients.config import ClientConfig
-from clients.errors import DetectorError, FileTooLarge
-from clients.grpc_client import AsyncDetectorClient
-from clients.ratelimit import PerUserRateLimiter
-from clients.report import render_pdf
-from clients.verdict import NO_FACE, Verdict, confidence_text, rule_text, score_text
+from clients.bot.config import BotConfig
+from clients.bot.ratelimit import PerUserRateLimiter
+from clients.core.analyze import Analysis, analyze_async
+from clients.core.config import ClientConfig
+from clients.core.errors import DetectorError, FileTooLarge
+from clients.core.grpc_client import AsyncDetectorClient
+from clients.core.report import render_pdf
+from clients.core.verdict import NO_FACE, Verdict, confidence_text, rule_text, score_text
 from serving import contract
-
-if TYPE_CHECKING:
-    from clients.bot import BotConfig
 
 log = logging.getLogger("clients.bot")
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image, ImageOps
 
-from clients.config import ClientConfig
-from clients.facecrop import Box
+from clients.core.config import ClientConfig
+from clients.core.facecrop import Box
 
 MIN_CONFIDENCE = 0.9
 """MTCNN's final-stage score below which a detection is dropped (0 false positives on our non-face set)."""
@@ -48,7 +48,7 @@ def _detector():
     """The MTCNN of this thread, built on first use (cv2.dnn nets are not safe to share between threads)."""
     det = getattr(_local, "mtcnn", None)
     if det is None:
-        from clients.mtcnn_parallel import ParallelMTCNN  # imported late: no model loading at import time
+        from clients.core.mtcnn_parallel import ParallelMTCNN  # imported late: no model loading at import time
 
         det = _local.mtcnn = ParallelMTCNN(min_face_size=DETECT_MIN_FACE)
     return det
@@ -159,5 +159,5 @@ def detect(image: Image.Image, config: ClientConfig | None = None, found: FirstP
 
 
 def detect_faces(image: Image.Image, config: ClientConfig | None = None, found: FirstPass | None = None) -> list[Box]:
-    """Face boxes only (largest first, capped), for the crop rule in clients.facecrop."""
+    """Face boxes only (largest first, capped), for the crop rule in clients.core.facecrop."""
     return [f.box for f in detect(image, config, found)]

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from clients.verdict import NO_FACE, FaceResult, Verdict, score_text
+from clients.core.verdict import NO_FACE, FaceResult, Verdict, score_text
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 LABEL_FONT = FONT_DIR / "DejaVuSans-Bold.ttf"

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from clients import quality
-from clients.config import ClientConfig
-from clients.facecrop import Box, square_box
-from clients.faces import detect_faces, first_pass, rescale_boxes
-from clients.grpc_client import Prediction
-from clients.intake import LoadedImage, decoded_long_side, load_image
-from clients.workers import background
-from clients.verdict import FaceResult, QualityWarning, Verdict
+from clients.core import quality
+from clients.core.config import ClientConfig
+from clients.core.facecrop import Box, square_box
+from clients.core.faces import detect_faces, first_pass, rescale_boxes
+from clients.core.grpc_client import Prediction
+from clients.core.intake import LoadedImage, decoded_long_side, load_image
+from clients.core.workers import background
+from clients.core.verdict import FaceResult, QualityWarning, Verdict
 from serving.contract import IMAGE_SIZE, confidence_for, label_for
 
 log = logging.getLogger(__name__)

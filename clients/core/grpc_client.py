@@ -1,7 +1,7 @@
 """gRPC clients (sync and asyncio) for the served model, built from our own protos: no TensorFlow import.
 
 Methods are called by TF Serving's own paths ('/tensorflow.serving.PredictionService/Predict', ...), with
-messages from clients/protos/tfs.proto, which are wire-compatible with TF Serving's.
+messages from clients/core/protos/tfs.proto, which are wire-compatible with TF Serving's.
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import numpy as np
 from grpc_health.v1 import health_pb2
 from PIL import Image
 
-from clients.config import ClientConfig
-from clients.errors import DetectorError, DetectorUnavailable, ModelError
-from clients.protos import tfs_pb2
+from clients.core.config import ClientConfig
+from clients.core.errors import DetectorError, DetectorUnavailable, ModelError
+from clients.core.protos import tfs_pb2
 from serving import contract
 
 log = logging.getLogger(__name__)

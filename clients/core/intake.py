@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
-from clients.config import ClientConfig
-from clients.errors import (CorruptImage, EmptyFile, FileTooLarge, ImageTooLarge, ImageTooSmall, InvalidImage,
+from clients.core.config import ClientConfig
+from clients.core.errors import (CorruptImage, EmptyFile, FileTooLarge, ImageTooLarge, ImageTooSmall, InvalidImage,
                             NotAnImage)
-from clients.verdict import QualityWarning
+from clients.core.verdict import QualityWarning
 
 log = logging.getLogger(__name__)
 

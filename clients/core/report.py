@@ -22,12 +22,12 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from PIL import Image
 
-from clients import overlay, pdffonts
-from clients.verdict import LABEL_WORDS, FaceResult, Verdict, band_text, format_score, rule_text, score_text
-from clients.workers import background
+from clients.core import overlay, pdffonts
+from clients.core.verdict import LABEL_WORDS, FaceResult, Verdict, band_text, format_score, rule_text, score_text
+from clients.core.workers import background
 
 if TYPE_CHECKING:
-    from clients.analyze import Analysis
+    from clients.core.analyze import Analysis
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 MAIN_FONT = "dejavu"

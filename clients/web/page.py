@@ -1,12 +1,12 @@
-"""The Streamlit page: a thin client over the shared core (`streamlit run clients/web.py`).
+"""The Streamlit page: a thin client over the shared core (`streamlit run clients/web/page.py`).
 
-It holds no model. Every image goes through `clients.analyze.analyze` to the model server over gRPC;
+It holds no model. Every image goes through `clients.core.analyze.analyze` to the model server over gRPC;
 the verdict, the boxes, the heatmaps and the PDF all come from the shared core, so the page, the bot
 and the CLI cannot disagree. Settings come from one typed config (`WebConfig.from_env()`).
 
 Streamlit runs this file as `__main__` on every rerun. The script body at the bottom imports this
-same file as the module `clients.web` and calls its `main()`, so the classes stored in
-`st.session_state` stay the same objects across reruns, and importing `clients.web` does no work.
+same file as the module `clients.web.page` and calls its `main()`, so the classes stored in
+`st.session_state` stay the same objects across reruns, and importing `clients.web.page` does no work.
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ from datetime import datetime, timezone
 import streamlit as st
 from PIL import Image
 
-from clients.config import ClientConfig
-from clients.errors import DetectorError, DetectorUnavailable, InvalidImage
-from clients.verdict import LABEL_WORDS, NO_FACE, Verdict, band_text, format_score, rule_text, score_text
+from clients.core.config import ClientConfig
+from clients.core.errors import DetectorError, DetectorUnavailable, InvalidImage
+from clients.core.verdict import LABEL_WORDS, NO_FACE, Verdict, band_text, format_score, rule_text, score_text
 
 log = logging.getLogger("clients.web")
 
@@ -160,8 +160,8 @@ def _png(image: Image.Image) -> bytes:
 
 def check_file(data: bytes, filename: str, client, config: WebConfig, key: str | None = None) -> FileOutcome:
     """Check one upload end to end through the core; every failure becomes a friendly FileOutcome."""
-    from clients import overlay, report
-    from clients.analyze import analyze
+    from clients.core import overlay, report
+    from clients.core.analyze import analyze
 
     key = key or hashlib.sha256(data + filename.encode()).hexdigest()
     started = time.perf_counter()
@@ -223,7 +223,7 @@ def pdf_name(filename: str) -> str:
 @st.cache_resource(show_spinner=False)
 def get_client(target: str, timeout_s: float, retries: int, model_name: str):
     """One gRPC client per target for the whole server process (channels are meant to be shared)."""
-    from clients.grpc_client import DetectorClient
+    from clients.core.grpc_client import DetectorClient
 
     return DetectorClient(target, timeout_s=timeout_s, retries=retries, model_name=model_name)
 
@@ -541,14 +541,14 @@ def render_outcome(outcome: FileOutcome, show_heatmap: bool) -> None:
 @functools.lru_cache(maxsize=1)
 def heatmap_legend_png() -> bytes:
     """The heatmaps' colour scale, drawn by the same function as the PDF report's legend."""
-    from clients import overlay
+    from clients.core import overlay
 
     return _png(overlay.legend(256, 12))
 
 
 def render_heatmap_legend() -> None:
     """The colour scale under the heatmaps, with the PDF's words for it, so the colours can be read."""
-    from clients.report import HEATMAP_LEGEND
+    from clients.core.report import HEATMAP_LEGEND
 
     st.image(heatmap_legend_png(), caption=HEATMAP_LEGEND, width=320)
 
@@ -688,6 +688,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from clients.web import main as _main  # the importable module: same classes on every rerun
+    from clients.web.page import main as _main  # the importable module: same classes on every rerun
 
     _main()

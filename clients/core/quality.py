@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from clients.facecrop import Box
-from clients.verdict import QualityWarning
+from clients.core.facecrop import Box
+from clients.core.verdict import QualityWarning
 
 log = logging.getLogger(__name__)
 

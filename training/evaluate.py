@@ -23,11 +23,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from serving import contract
 from training import metrics
+
+CropFn = Callable[[bytes], tuple[list[bytes], bool]]
+"""A client's preparation of one file: its crops (encoded bytes) and whether a face was found."""
 
 DEFAULT_MANIFEST = str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "faces" / "manifest.csv")
 SHORTCUT_QUALITIES = (50, 75)
@@ -266,8 +270,11 @@ def client_crop_bytes(data: bytes, detect) -> tuple[bytes, bool]:
     return buf.getvalue(), True
 
 
-def client_crops():
-    """(name, fn(bytes) -> (crops as encoded bytes, face found)): the client core's own preparation if present."""
+def client_crops() -> tuple[str | None, CropFn | None]:
+    """(name, fn(bytes) -> (crops as encoded bytes, face found)): the client core's own preparation if present.
+
+    The one place training uses more of the clients than the crop rule (their face detector and preparation):
+    imported here, when a whole-photo check runs, never when training is imported."""
     try:
         from clients.core.analyze import prepare
         from clients.core.config import ClientConfig
@@ -290,15 +297,18 @@ def client_crops():
     return name, crops
 
 
-def whole_photo_vs_crop(scorer: BytesScorer, samples, threshold: float, cfg: EvalConfig) -> dict:
+def whole_photo_vs_crop(scorer: BytesScorer, samples, threshold: float, cfg: EvalConfig,
+                        crops: tuple[str | None, CropFn | None] | None = None) -> dict:
     """Score the same images as-is (whole image through from_bytes) and as the client's face crops.
 
     As the clients do, an image with several faces takes its most suspicious face's probability,
-    and an image with none is scored on its centre square.
+    and an image with none is scored on its centre square. `crops` is (name, crop function), by default
+    the client core's own (client_crops).
     """
-    name, make_crops = client_crops()
+    name, make_crops = crops if crops is not None else client_crops()
     if make_crops is None:
-        return {"skipped": "no face detector: clients.core.faces is absent and this OpenCV build bundles no Haar cascade"}
+        return {"skipped": "no face detector: clients.core.faces is absent and this OpenCV build bundles no "
+                           "Haar cascade"}
     idx = np.arange(len(samples))
     if cfg.whole_photos_max and idx.size > cfg.whole_photos_max:
         idx = np.sort(np.random.default_rng(cfg.seed).choice(idx, cfg.whole_photos_max, replace=False))

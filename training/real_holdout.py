@@ -82,12 +82,14 @@ def calibrate_run(model, val) -> Calibrated:
     return Calibrated(a, b, cal.temperature, cal.threshold, tuple(cal.uncertain_band))
 
 
-def client_crop_logits(model, samples) -> tuple[np.ndarray, float, int]:
-    """Per image, the highest logit over the client's face crops; the share with a face; images refused."""
+def client_crop_logits(model, samples, crops=None) -> tuple[np.ndarray, float, int]:
+    """Per image, the highest logit over the client's face crops; the share with a face; images refused.
+
+    `crops` is (name, crop function), by default the client core's own (training.evaluate.client_crops)."""
     from training.calibrate import keras_logits_bytes
     from training.evaluate import client_crops
 
-    _, make_crops = client_crops()
+    _, make_crops = crops if crops is not None else client_crops()
     if make_crops is None:
         return np.zeros(0), float("nan"), 0
     lists, found, refused = [], [], 0

@@ -61,6 +61,9 @@ class TrainConfig:
     exclude_fake_sources: list[str] = field(default_factory=list)
     """Fake sources left out of training and validation (leave-one-method-out)."""
     exclude_real_sources: list[str] = field(default_factory=list)
+    source_repeats: dict = field(default_factory=dict)
+    """How many times each pass of stage 2's stream shows a source's images (default 1): e.g. {"ffhq": 4} so a
+    small real source weighs as much as the fake source it must be told from."""
     """Real sources left out of training and validation (leave-one-real-source-out: their false-alarm rate)."""
     sbi_fraction: float = 0.25
     """Share of each training batch that is self-blended pseudo-fakes made from real images (0 = off)."""
@@ -201,9 +204,10 @@ def stream_plan(samples: list[Sample], cfg: TrainConfig, n_items: int) -> dict:
     """A deterministic stream for fine-tuning: shuffled passes over the data with SBI fakes mixed in at `sbi_fraction`."""
     rng = np.random.default_rng([cfg.seed, 2])
     reals = np.array([i for i, s in enumerate(samples) if s.label == 0])
+    one_pass = np.array([i for i, s in enumerate(samples) for _ in range(int(cfg.source_repeats.get(s.source, 1)))])
     order: list[int] = []
     while len(order) < n_items:
-        order.extend(rng.permutation(len(samples)).tolist())
+        order.extend(one_pass[rng.permutation(len(one_pass))].tolist())
     idx = np.array(order[:n_items])
     sbi = np.zeros(n_items, bool)
     if cfg.sbi_fraction > 0 and len(reals):

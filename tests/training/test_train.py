@@ -134,3 +134,27 @@ def test_leave_one_out_run_selects_by_self_blended_fakes_too(tmp_path):
         expected = float(np.mean(others + [blended["auc_same_source"]]))
         assert selection_score(metrics[stage], "val_source_sbi_auc") == pytest.approx(expected)
         assert metrics["selection"][stage] == pytest.approx(expected)
+
+
+def test_source_repeats_make_a_small_source_weigh_more_in_the_stream():
+    from training.data import Sample
+    from training.train import stream_plan
+
+    samples = ([Sample(f"/x/big/{i}.jpg", 1, "big", f"b{i}") for i in range(80)]
+               + [Sample(f"/x/small/{i}.jpg", 0, "small", f"s{i}") for i in range(20)])
+    plain = stream_plan(samples, TrainConfig(sbi_fraction=0.0), 1000)
+    repeated = stream_plan(samples, TrainConfig(sbi_fraction=0.0, source_repeats={"small": 4}), 1000)
+    share = lambda plan: float(np.mean([("/small/" in p) for p in plan["path"]]))  # noqa: E731
+    assert share(plain) == pytest.approx(0.2, abs=0.02)
+    assert share(repeated) == pytest.approx(0.5, abs=0.03)  # 80 vs 4 x 20 per pass
+    assert np.array_equal(repeated["path"], stream_plan(samples, TrainConfig(sbi_fraction=0.0,
+                                                                              source_repeats={"small": 4}), 1000)["path"])
+
+
+def test_class_weights_balance_the_classes():
+    from training.train import class_weights
+
+    w = class_weights(np.array([0, 0, 0, 1]))
+    assert w[0] * 3 == pytest.approx(w[1] * 1)
+    assert (3 * w[0] + w[1]) / 4 == pytest.approx(1.0)
+    assert class_weights(np.array([1, 1])) == {0: 1.0, 1: 1.0}

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from clients.core.config import ClientConfig
 from clients.core.errors import DetectorError, DetectorUnavailable
-from clients.core.verdict import Verdict
+from clients.core.verdict import Label, Verdict
 
 IMAGE_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"))
 """Leading bytes of the accepted formats (WebP is RIFF....WEBP, checked in image_kind)."""
@@ -264,7 +264,7 @@ def table_row(o: Outcome, width: int) -> str:
 
 def is_fake(o: Outcome) -> bool:
     """Whether a file was judged fake: an image without a face never is (the model judged no face)."""
-    return o.verdict is not None and shown_label(o.verdict) == "fake"
+    return o.verdict is not None and shown_label(o.verdict) == Label.FAKE
 
 
 def exit_code(outcomes: list[Outcome]) -> int:

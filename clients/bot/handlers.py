@@ -22,7 +22,7 @@ from clients.core.config import ClientConfig
 from clients.core.errors import DetectorError, FileTooLarge
 from clients.core.grpc_client import AsyncDetectorClient
 from clients.core.report import render_pdf
-from clients.core.verdict import NO_FACE, Verdict, confidence_text, rule_text, score_text
+from clients.core.verdict import NO_FACE, Label, Verdict, confidence_text, rule_text, score_text
 from serving import contract
 
 log = logging.getLogger("clients.bot")
@@ -30,7 +30,7 @@ log = logging.getLogger("clients.bot")
 MB = 1024 * 1024
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 ACTION_REFRESH_S = 4.0  # Telegram shows a chat action for about 5 s
-LABEL_MARKS = {"fake": "🔴", "real": "🟢", "uncertain": "🟡", NO_FACE: "⚪"}
+LABEL_MARKS = {Label.FAKE: "🔴", Label.REAL: "🟢", Label.UNCERTAIN: "🟡", NO_FACE: "⚪"}
 
 WELCOME = (
     "Hello! I check whether a face in a photo looks manipulated or generated (a \"deepfake\").\n\n"

@@ -19,7 +19,7 @@ from clients.core.faces import detect_faces, first_pass, rescale_boxes
 from clients.core.grpc_client import Prediction
 from clients.core.intake import LoadedImage, decoded_long_side, load_image
 from clients.core.workers import background
-from clients.core.verdict import FaceResult, QualityWarning, Verdict
+from clients.core.verdict import FaceResult, Label, QualityWarning, Verdict
 from serving.contract import IMAGE_SIZE, confidence_for, label_for
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ def build_verdict(prep: Prepared, pred: Prediction, filename: str) -> Verdict:
     threshold, band = pred.threshold, pred.uncertain_band
     faces = []
     for i, p in enumerate(pred.fake_probability):
-        label = label_for(p, threshold, band)
+        label = Label(label_for(p, threshold, band))
         box = prep.boxes[i].as_tuple() if prep.boxes else _xywh(prep.crop_boxes[i])
         faces.append(FaceResult(box=box, fake_probability=round(p, 6), label=label,
                                 confidence=round(confidence_for(p, label), 6),

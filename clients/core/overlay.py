@@ -11,15 +11,15 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from clients.core.verdict import NO_FACE, FaceResult, Verdict, score_text
+from clients.core.verdict import NO_FACE, FaceResult, Label, Verdict, score_text
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 LABEL_FONT = FONT_DIR / "DejaVuSans-Bold.ttf"
 
-LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
-    "fake": (214, 39, 40),
-    "real": (44, 160, 44),
-    "uncertain": (255, 160, 0),
+LABEL_COLOURS: dict[Label, tuple[int, int, int]] = {
+    Label.FAKE: (214, 39, 40),
+    Label.REAL: (44, 160, 44),
+    Label.UNCERTAIN: (255, 160, 0),
     NO_FACE: (120, 120, 120),
 }
 """Box colour per label: red for fake, green for real, amber for uncertain, grey for the whole-image check."""
@@ -73,7 +73,7 @@ def tag_text(number: int, face: FaceResult, whole_image: bool = False) -> str:
     the whole-image check (no face found) give their fake score instead, said so: neither is a firm verdict."""
     if whole_image:
         return f"whole-image check, fake score {score_text(face.fake_probability)}"
-    if face.label == "uncertain":
+    if face.label == Label.UNCERTAIN:
         return f"#{number} uncertain, fake score {score_text(face.fake_probability)}"
     return f"#{number} {face.label} {face.confidence:.0%}"
 
@@ -88,7 +88,7 @@ def _tag(draw: ImageDraw.ImageDraw, text: str, box: tuple[int, int, int, int], c
     x0 = min(max(0, left), max(0, size[0] - tw))
     y0 = top - th if top - th >= 0 else top
     draw.rectangle((x0, y0, x0 + tw, y0 + th), fill=colour)
-    text_colour = (0, 0, 0) if sum(colour) > 500 or colour == LABEL_COLOURS["uncertain"] else (255, 255, 255)
+    text_colour = (0, 0, 0) if sum(colour) > 500 or colour == LABEL_COLOURS[Label.UNCERTAIN] else (255, 255, 255)
     draw.text((x0 + pad - l, y0 + pad - t), text, fill=text_colour, font=font)
 
 

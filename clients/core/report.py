@@ -23,7 +23,7 @@ from fpdf.enums import XPos, YPos
 from PIL import Image
 
 from clients.core import overlay, pdffonts
-from clients.core.verdict import LABEL_WORDS, FaceResult, Verdict, band_text, format_score, rule_text, score_text
+from clients.core.verdict import LABEL_WORDS, FaceResult, Label, Verdict, band_text, format_score, rule_text, score_text
 from clients.core.workers import background
 
 if TYPE_CHECKING:
@@ -59,8 +59,8 @@ TIMINGS_SHOWN = ("decode", "faces", "request", "total")
 INK = (33, 37, 41)
 MUTED = (108, 117, 125)
 RULE = (206, 212, 218)
-TINTS = {"fake": (253, 236, 234), "real": (233, 246, 233), "uncertain": (255, 244, 224)}
-TEXT_COLOURS = {"fake": (190, 30, 30), "real": (28, 128, 28), "uncertain": (190, 110, 0)}
+TINTS = {Label.FAKE: (253, 236, 234), Label.REAL: (233, 246, 233), Label.UNCERTAIN: (255, 244, 224)}
+TEXT_COLOURS = {Label.FAKE: (190, 30, 30), Label.REAL: (28, 128, 28), Label.UNCERTAIN: (190, 110, 0)}
 """Darker shades of the box colours, readable as text on white and on the tinted panel."""
 
 WARNING_TITLES = {
@@ -213,7 +213,7 @@ def _verdict_sentence(v: Verdict) -> str:
     if v.whole_image:
         return v.whole_image_check
     subject = "the face" if len(v.faces) == 1 else f"the most suspicious of {len(v.faces)} faces"
-    if v.label == "uncertain":
+    if v.label == Label.UNCERTAIN:
         return f"{v.headline} (for {subject})."
     return (f"Fake score {score_text(v.fake_probability)} for {subject}. "
             f"Confidence in this verdict: {v.confidence:.0%} ({confidence_words(v.confidence)}).")
@@ -232,7 +232,7 @@ def _probability_scale(pdf: FPDF, v: Verdict, x: float, y: float, width: float) 
     if not low < high:
         low = high = v.threshold
     bar_h = 5.0
-    segments = ((0.0, low, "real"), (low, high, "uncertain"), (high, 1.0, "fake"))
+    segments = ((0.0, low, Label.REAL), (low, high, Label.UNCERTAIN), (high, 1.0, Label.FAKE))
     for start, end, label in segments:
         if end > start:
             pdf.set_fill_color(*overlay.LABEL_COLOURS[label])
@@ -392,7 +392,7 @@ def _faces_row(pdf: FPDF, widths: list[float], height: float, number: int, face:
     text(5, "no verdict" if whole_image else LABEL_WORDS.get(label, label))
     pdf.set_text_color(*INK)
     pdf.set_font(MAIN_FONT, "", 9)
-    text(6, "none" if whole_image or face.label == "uncertain" else f"{face.confidence:.0%}")
+    text(6, "none" if whole_image or face.label == Label.UNCERTAIN else f"{face.confidence:.0%}")
     pdf.line(MARGIN, y + height, MARGIN + sum(widths), y + height)
     pdf.set_xy(MARGIN, y + height)
 
@@ -428,7 +428,7 @@ def _warnings(pdf: FPDF, v: Verdict) -> None:
         if pdf.get_y() > pdf.h - 35:
             pdf.add_page()
         y = pdf.get_y()
-        pdf.set_fill_color(*overlay.LABEL_COLOURS["uncertain"])
+        pdf.set_fill_color(*overlay.LABEL_COLOURS[Label.UNCERTAIN])
         pdf.rect(MARGIN, y + 0.8, 1.4, 3.6, style="F")
         pdf.set_xy(MARGIN + 4, y)
         title = _safe(WARNING_TITLES.get(w.code, w.code.replace("_", " ").capitalize()))

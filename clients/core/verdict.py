@@ -3,11 +3,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
-NO_FACE = "no_face"
+
+class Label(StrEnum):
+    """What a face or an image is called; each value is the word the JSON has always carried, so output is unchanged."""
+
+    REAL = "real"
+    FAKE = "fake"
+    UNCERTAIN = "uncertain"
+    NO_FACE = "no_face"
+
+
+NO_FACE = Label.NO_FACE
 """What the headline shows instead of a label when no face was found: the model judges faces, so a score of the
 whole image is shown as a labelled check, never as a real/fake verdict."""
-LABEL_WORDS = {"fake": "Likely fake", "real": "Likely real", "uncertain": "Uncertain", NO_FACE: "No face found"}
+LABEL_WORDS = {Label.FAKE: "Likely fake", Label.REAL: "Likely real", Label.UNCERTAIN: "Uncertain",
+               Label.NO_FACE: "No face found"}
 
 
 def format_score(value: float) -> str:
@@ -33,9 +45,9 @@ def rule_text(threshold: float, band: tuple[float, float]) -> str:
     return f"threshold {format_score(threshold)}{band_part}"
 
 
-def confidence_text(label: str, confidence: float) -> str:
+def confidence_text(label: Label | str, confidence: float) -> str:
     """What a face's confidence means, in words: a percentage only where it is the reported label's probability."""
-    if label == "uncertain":
+    if label == Label.UNCERTAIN:
         return "no confidence: inside the uncertain band"
     return f"{confidence:.0%} confidence"
 
@@ -54,10 +66,14 @@ class FaceResult:
 
     box: tuple[int, int, int, int]
     fake_probability: float
-    label: str
+    label: Label
     confidence: float
     heatmap: list[list[float]] = field(default_factory=list)
     crop_box: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def __post_init__(self) -> None:
+        """A label given as its word (from JSON, from serving.contract.label_for) becomes the Label."""
+        self.label = Label(self.label)
 
     @classmethod
     def from_dict(cls, d: dict) -> "FaceResult":
@@ -71,7 +87,7 @@ class FaceResult:
 class Verdict:
     """The image's label (its most suspicious face decides), per-face results and provenance."""
 
-    label: str
+    label: Label
     fake_probability: float
     confidence: float
     threshold: float
@@ -87,8 +103,12 @@ class Verdict:
     image_size: tuple[int, int] = (0, 0)
     original_size: tuple[int, int] = (0, 0)
 
+    def __post_init__(self) -> None:
+        """A label given as its word (from JSON, from serving.contract.label_for) becomes the Label."""
+        self.label = Label(self.label)
+
     @property
-    def shown_label(self) -> str:
+    def shown_label(self) -> Label:
         """The label a front end shows: NO_FACE when no face was found (the model's whole-image label is no verdict)."""
         return NO_FACE if self.whole_image else self.label
 
@@ -97,7 +117,7 @@ class Verdict:
         """The first line every front end shows: the verdict, and what its number is, in words a person reads."""
         if self.whole_image:
             return "No face found: no real/fake verdict"
-        if self.label == "uncertain":
+        if self.label == Label.UNCERTAIN:
             return f"Uncertain: {self.detail}"
         return f"{LABEL_WORDS.get(self.label, self.label)} (confidence {self.confidence:.0%})"
 
@@ -107,7 +127,7 @@ class Verdict:
         score = score_text(self.fake_probability)
         if self.whole_image:
             return f"whole-image check, not a verdict: fake score {score}"
-        if self.label == "uncertain":
+        if self.label == Label.UNCERTAIN:
             return (f"the model's fake score is {score}, inside the band {band_text(self.uncertain_band)} "
                     "where it is not reliable")
         return f"confidence {self.confidence:.0%} · fake score {score}"

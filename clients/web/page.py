@@ -28,7 +28,8 @@ from PIL import Image
 
 from clients.core.config import ClientConfig
 from clients.core.errors import DetectorError, DetectorUnavailable, InvalidImage
-from clients.core.verdict import LABEL_WORDS, NO_FACE, Verdict, band_text, format_score, rule_text, score_text
+from clients.core.verdict import (LABEL_WORDS, NO_FACE, Label, Verdict, band_text, format_score, rule_text,
+                                  score_text)
 
 log = logging.getLogger("clients.web")
 
@@ -468,10 +469,10 @@ def explain_label(v: Verdict) -> str:
     score, threshold = score_text(v.fake_probability), format_score(v.threshold)
     if v.whole_image:
         return v.whole_image_check
-    if v.label == "uncertain":
+    if v.label == Label.UNCERTAIN:
         return (f"The fake score {score} is inside the uncertain band ({band_text(v.uncertain_band)}): "
                 "the model cannot tell reliably, so treat this image as unverified.")
-    if v.label == "fake":
+    if v.label == Label.FAKE:
         return f"The fake score {score} is at or above the threshold {threshold}."
     return f"The fake score {score} is below the threshold {threshold}."
 

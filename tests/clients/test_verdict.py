@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 
-from clients.core.verdict import FaceResult, QualityWarning, Verdict, band_text, format_score, rule_text
+from clients.core.verdict import (NO_FACE, FaceResult, Label, QualityWarning, Verdict, band_text, format_score,
+                                  rule_text)
 from clients.core.config import ClientConfig
 
 
@@ -25,6 +26,21 @@ def test_json_round_trip_keeps_every_field():
     d = json.loads(text)
     assert d["faces"][0]["box"] == [1, 2, 3, 4] and d["warnings"][0]["code"] == "blur"
     assert Verdict.from_dict(d) == v
+
+
+def test_labels_are_the_enum_and_the_json_keeps_their_words():
+    """Label replaces bare strings in the core; its values are the old words, so every JSON stays as it was."""
+    assert [m.value for m in Label] == ["real", "fake", "uncertain", "no_face"] and NO_FACE is Label.NO_FACE
+    v = _verdict("uncertain", 0.5)
+    assert v.label is Label.UNCERTAIN and v.faces[0].label is Label.UNCERTAIN  # a word given is made the Label
+    d = json.loads(v.to_json())
+    assert d["label"] == "uncertain" and d["faces"][0]["label"] == "uncertain"
+    assert '"label": "uncertain"' in v.to_json() and "Label" not in v.to_json()
+    back = Verdict.from_dict(d)
+    assert back.label is Label.UNCERTAIN and back.faces[0].label is Label.UNCERTAIN
+    whole = _verdict("fake", 0.9)
+    whole.whole_image = True
+    assert whole.shown_label is Label.NO_FACE and whole.label == "fake" and f"{whole.shown_label}" == "no_face"
 
 
 def test_summary_in_words():

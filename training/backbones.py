@@ -58,8 +58,9 @@ def score_run(model, cfg) -> dict:
     from training.train import per_source_metrics, prepare_samples
 
     _, val = prepare_samples(dataclasses.replace(cfg, max_val=None))
-    cal = calibrate_run(model, val)
-    probs = cal.probs(keras_logits(model, [s.path for s in val]))
+    raw = keras_logits(model, [s.path for s in val])
+    cal = calibrate_run(val, raw)
+    probs = cal.probs(raw)
     labels = np.array([s.label for s in val])
     per = per_source_metrics(val, probs, cal.threshold)
     sources = np.array([s.source for s in val])

@@ -70,13 +70,12 @@ class Calibrated:
         return metrics.sigmoid((self.a * np.asarray(logits) + self.b) / self.temperature)
 
 
-def calibrate_run(model, val) -> Calibrated:
-    """Calibrate like training.release does, on the run's own (held-out-free) validation split."""
-    from training.calibrate import calibrate_logits, keras_logits
+def calibrate_run(val, raw: np.ndarray) -> Calibrated:
+    """Calibrate like training.release does, from a run's raw logits on its own (held-out-free) validation split."""
+    from training.calibrate import calibrate_logits
     from training.release import fit_platt
 
     labels = np.array([s.label for s in val])
-    raw = keras_logits(model, [s.path for s in val])
     a, b = fit_platt(raw, labels)
     cal = calibrate_logits(a * raw + b, labels)
     return Calibrated(a, b, cal.temperature, cal.threshold, tuple(cal.uncertain_band))
@@ -116,7 +115,8 @@ def score_holdout(model, cfg, source: str, cap: int = HOLDOUT_MAX, crops: bool =
     from training.train import prepare_samples, resolve
 
     _, val = prepare_samples(dataclasses.replace(cfg, max_val=None))
-    cal = calibrate_run(model, val)
+    val_logits = keras_logits(model, [s.path for s in val])
+    cal = calibrate_run(val, val_logits)
     images = holdout_images(load_samples(resolve(cfg.data)), source, cap, cfg.seed)
     whole = cal.probs(keras_logits(model, [s.path for s in images]))
     result = {"source": source, "threshold": round(cal.threshold, 4), "band": [round(x, 4) for x in cal.band],
@@ -129,7 +129,7 @@ def score_holdout(model, cfg, source: str, cap: int = HOLDOUT_MAX, crops: bool =
                                  "refused_by_client": refused}
     from training.train import per_source_metrics, source_auc
 
-    vprobs = cal.probs(keras_logits(model, [s.path for s in val]))
+    vprobs = cal.probs(val_logits)
     per = per_source_metrics(val, vprobs, cal.threshold)
     result["validation"] = {"source_auc": round(source_auc(per), 4),
                             **{k: round(v.get("auc_same_source", v.get("auc_vs_all_reals", float("nan"))), 4)

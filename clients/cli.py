@@ -18,6 +18,7 @@ import sys
 import unicodedata
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -25,6 +26,7 @@ from typing import Iterable, Iterator
 from tqdm import tqdm
 
 from clients.core.config import ClientConfig
+from clients.core.detector import Detector
 from clients.core.errors import DetectorError, DetectorUnavailable
 from clients.core.verdict import Label, Verdict
 
@@ -147,7 +149,7 @@ def report_skipped(found: Found) -> None:
             print(f"  ... and {len(found.skipped) - SHOWN_SKIPPED} more", file=sys.stderr)
 
 
-def scan_one(path: Path, client, config: ClientConfig, pdf_dir: Path | None) -> Outcome:
+def scan_one(path: Path, client: Detector, config: ClientConfig, pdf_dir: Path | None) -> Outcome:
     """Check one file; every domain error becomes an Outcome, never an exception."""
     from clients.core.analyze import analyze
 
@@ -175,7 +177,8 @@ def shown_label(verdict: dict) -> str:
     return verdict.get("shown_label", verdict["label"])
 
 
-def scan_all(files: list[Path], client, config: ClientConfig, pdf_dir: Path | None, jobs: int) -> Iterator[Outcome]:
+def scan_all(files: list[Path], client: Detector, config: ClientConfig, pdf_dir: Path | None,
+             jobs: int) -> Iterator[Outcome]:
     """Outcomes in file order with `jobs` files in flight; once MAX_UNAVAILABLE in a row found no detector,
     the files not yet started are skipped instead of each waiting out its own timeout."""
     pending: deque[Future] = deque()
@@ -294,9 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     for o in outcomes:
         print(o.to_json() if args.json else table_row(o, width), flush=True)
 
-    from clients.core.grpc_client import DetectorClient
+    from clients.core.detector import make_detector
 
-    with DetectorClient.from_config(config) as client:
+    with closing(make_detector(config)) as client:
         bar = tqdm(scan_all(files, client, config, args.pdf, args.jobs), total=len(files), desc="scanning",
                    unit="file", file=sys.stderr, disable=None if len(files) > 1 else True)
         for o in bar:

@@ -22,11 +22,13 @@ def check_http(url: str, timeout_s: float = 4.0) -> tuple[bool, str]:
 
 def check_model(timeout_s: float = 4.0) -> tuple[bool, str]:
     """The model server behind TF_SERVING_TARGET answers: the bot can do its work."""
+    from dataclasses import replace
+
     from clients.core.config import ClientConfig
-    from clients.core.grpc_client import DetectorClient
+    from clients.core.detector import make_detector
 
     config = ClientConfig.from_env()
-    client = DetectorClient(config.target, timeout_s=timeout_s)
+    client = make_detector(replace(config, timeout_s=timeout_s))
     try:
         ok = client.health()
     finally:

@@ -20,7 +20,7 @@ from clients.bot.ratelimit import PerUserRateLimiter
 from clients.core.analyze import Analysis, analyze_async
 from clients.core.config import ClientConfig
 from clients.core.errors import DetectorError, FileTooLarge
-from clients.core.grpc_client import AsyncDetectorClient
+from clients.core.detector import AsyncDetector, make_async_detector
 from clients.core.report import render_pdf
 from clients.core.verdict import NO_FACE, Label, Verdict, confidence_text, rule_text, score_text
 from serving import contract
@@ -80,7 +80,7 @@ class BotState:
     config: "BotConfig"
     client_config: ClientConfig
     limiter: PerUserRateLimiter
-    detector: AsyncDetectorClient | None = None
+    detector: AsyncDetector | None = None
 
     @classmethod
     def create(cls, config: "BotConfig") -> "BotState":
@@ -96,9 +96,9 @@ def state_of(context: ContextTypes.DEFAULT_TYPE) -> BotState:
 
 # life cycle ----------------------------------------------------------------------------------
 async def open_detector(application: Application) -> None:
-    """Open the gRPC channel on the running loop and publish the command list."""
+    """Open the detector (its gRPC channel) on the running loop and publish the command list."""
     state: BotState = application.bot_data["state"]
-    state.detector = AsyncDetectorClient.from_config(state.client_config)
+    state.detector = make_async_detector(state.client_config)
     with contextlib.suppress(TelegramError):
         await application.bot.set_my_commands([
             BotCommand("start", "Welcome"), BotCommand("help", "How to use the bot"),

@@ -14,6 +14,7 @@ from PIL import Image
 
 from clients.core import quality
 from clients.core.config import ClientConfig
+from clients.core.detector import AsyncDetector, Detector
 from clients.core.facecrop import Box, square_box
 from clients.core.faces import detect_faces, first_pass, rescale_boxes
 from clients.core.grpc_client import Prediction
@@ -231,8 +232,8 @@ def _finish(prep: Prepared, pred: Prediction, filename: str, t_request: float, t
     return Analysis(verdict=verdict, image=prep.loaded.image, crops=prep.crops)
 
 
-def analyze(data: bytes, filename: str, client, config: ClientConfig | None = None) -> Analysis:
-    """Check one image with a DetectorClient; raises InvalidImage kinds or DetectorUnavailable/ModelError.
+def analyze(data: bytes, filename: str, client: Detector, config: ClientConfig | None = None) -> Analysis:
+    """Check one image with a Detector (make_detector); raises InvalidImage kinds or DetectorUnavailable/ModelError.
 
     The quality assessment runs on another thread while the request is in flight (it only adds hints)."""
     config = config or ClientConfig.from_env()
@@ -248,8 +249,9 @@ def analyze(data: bytes, filename: str, client, config: ClientConfig | None = No
     return _finish(prep, pred, filename, t_request, t_total)
 
 
-async def analyze_async(data: bytes, filename: str, client, config: ClientConfig | None = None) -> Analysis:
-    """The asyncio twin of analyze for an AsyncDetectorClient: CPU work runs in worker threads."""
+async def analyze_async(data: bytes, filename: str, client: AsyncDetector,
+                        config: ClientConfig | None = None) -> Analysis:
+    """The asyncio twin of analyze for an AsyncDetector (make_async_detector): CPU work runs in worker threads."""
     config = config or ClientConfig.from_env()
     t_total = time.perf_counter()
     prep = await asyncio.to_thread(prepare_crops, data, config)

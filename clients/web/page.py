@@ -27,6 +27,7 @@ import streamlit as st
 from PIL import Image
 
 from clients.core.config import ClientConfig
+from clients.core.detector import Detector
 from clients.core.errors import DetectorError, DetectorUnavailable, InvalidImage
 from clients.core.verdict import (LABEL_WORDS, NO_FACE, Label, Verdict, band_text, format_score, rule_text,
                                   score_text)
@@ -222,11 +223,11 @@ def pdf_name(filename: str) -> str:
 # Server access (cached per process)
 # ---------------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner=False)
-def get_client(target: str, timeout_s: float, retries: int, model_name: str):
-    """One gRPC client per target for the whole server process (channels are meant to be shared)."""
-    from clients.core.grpc_client import DetectorClient
+def get_client(target: str, timeout_s: float, retries: int, model_name: str) -> Detector:
+    """One detector per target for the whole server process (its gRPC channel is meant to be shared)."""
+    from clients.core.detector import make_detector
 
-    return DetectorClient(target, timeout_s=timeout_s, retries=retries, model_name=model_name)
+    return make_detector(ClientConfig(target=target, timeout_s=timeout_s, retries=retries, model_name=model_name))
 
 
 def client_for(config: WebConfig):

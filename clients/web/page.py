@@ -330,10 +330,10 @@ def theme_css(theme: str) -> str:
 [data-testid="stFileUploaderDropzone"] * {{ color: {p['text']} !important; }}
 [data-testid="stFileUploaderDropzoneInstructions"] small {{ color: {p['muted']} !important; }}
 [data-testid="stFileChip"] {{ background-color: {p['surface2']} !important; border: 1px solid {p['border']} !important; }}
-[data-testid="stFileChip"] *, [data-testid="stFileUploaderFile"] * {{ color: {p['text']} !important; }}
+[data-testid="stFileChip"] * {{ color: {p['text']} !important; }}
 [data-testid="stExpander"] details, [data-testid="stExpander"] summary {{
   background-color: {p['surface']} !important; border-color: {p['border']} !important; color: {p['text']} !important; }}
-[data-testid="stVerticalBlockBorderWrapper"], div[class*="st-key-card-"] {{
+div[class*="st-key-card-"] {{
   border-color: {p['border']} !important; }}
 div[class*="st-key-card-"] {{ background-color: {p['surface']} !important; border-radius: 14px !important;
   box-shadow: 0 2px 12px {p['shadow']}; }}

@@ -114,6 +114,27 @@ def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> int:
     return proc.returncode
 
 
+def wait_streamlit_healthy(proc: subprocess.Popen, url: str, log_path: Path, timeout_s: float) -> None:
+    """Poll the page's health endpoint until it answers 'ok'; fail with the log's tail if it exits or never does."""
+    import urllib.request
+
+    import pytest
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"streamlit not healthy in {timeout_s:.0f} s:\n{log_path.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.25)
+
+
 IMAGENET_WEIGHTS = SHARED / "weights" / "mobilenet_v2_0.35_224_imagenet_notop.weights.h5"
 
 

@@ -8,7 +8,7 @@ feature extractor (`backbone` = its path), e.g. the EfficientNet-Lite files in .
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras

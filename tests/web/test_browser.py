@@ -6,12 +6,11 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, stop_process
+from tests.helpers import free_port, stop_process, wait_streamlit_healthy
 from tests.web.conftest import PAGE, REPO
 
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -46,19 +45,7 @@ def page_url(model_server, tmp_path_factory):
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit not healthy in 60 s:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.25)
+        wait_streamlit_healthy(proc, url, log_path, 60)
         yield url
     finally:
         stop_process(proc, timeout=15)

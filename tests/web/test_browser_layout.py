@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from clients.core.config import ClientConfig
-from tests.helpers import free_port, stop_process
+from tests.helpers import free_port, stop_process, wait_streamlit_healthy
 from tests.web.conftest import PAGE, REPO
 from tests.web.test_browser import CHROMIUM, DRIVER, _need_chromium, body_text, text_when, wait_for
 
@@ -70,19 +68,7 @@ def default_page(tmp_path_factory):
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit not healthy in 90 s:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.25)
+        wait_streamlit_healthy(proc, url, log_path, 90)
         yield port, url
     finally:
         stop_process(proc, timeout=15)

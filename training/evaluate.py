@@ -297,6 +297,44 @@ def client_crops() -> tuple[str | None, CropFn | None]:
     return name, crops
 
 
+@dataclass
+class ClientCrops:
+    """What the client's preparation made of some images: which it kept, their crops, and whether a face was found."""
+
+    kept: list[int]
+    crops: list[list[bytes]]
+    found: np.ndarray
+    refused: int
+
+    @property
+    def flat(self) -> list[bytes]:
+        """Every crop of every kept image, in order (one batched scoring call)."""
+        return [c for image_crops in self.crops for c in image_crops]
+
+    def most_suspicious(self, flat_scores: np.ndarray) -> np.ndarray:
+        """Per kept image, the highest score over its crops, as the clients report an image with several faces."""
+        out, k = [], 0
+        for image_crops in self.crops:
+            out.append(float(np.max(flat_scores[k:k + len(image_crops)])))
+            k += len(image_crops)
+        return np.array(out)
+
+
+def prepare_client_crops(blobs: list[bytes], make_crops: CropFn) -> ClientCrops:
+    """Run the client's crop function on each image; an image it refuses is counted, not fatal."""
+    kept, crops, found, refused = [], [], [], 0
+    for i, data in enumerate(blobs):
+        try:
+            image_crops, has_face = make_crops(data)
+        except Exception:  # noqa: BLE001 - an image the client refuses is counted, not fatal
+            refused += 1
+            continue
+        kept.append(i)
+        crops.append(image_crops)
+        found.append(has_face)
+    return ClientCrops(kept, crops, np.array(found, bool), refused)
+
+
 def whole_photo_vs_crop(scorer: BytesScorer, samples, threshold: float, cfg: EvalConfig,
                         crops: tuple[str | None, CropFn | None] | None = None) -> dict:
     """Score the same images as-is (whole image through from_bytes) and as the client's face crops.
@@ -312,33 +350,17 @@ def whole_photo_vs_crop(scorer: BytesScorer, samples, threshold: float, cfg: Eva
     idx = np.arange(len(samples))
     if cfg.whole_photos_max and idx.size > cfg.whole_photos_max:
         idx = np.sort(np.random.default_rng(cfg.seed).choice(idx, cfg.whole_photos_max, replace=False))
-    chosen, labels, raw, crop_lists, found, failed = [], [], [], [], [], 0
-    for i in idx:
-        data = Path(samples[i].path).read_bytes()
-        try:
-            crops, has_face = make_crops(data)
-        except Exception:  # noqa: BLE001 - an image the client refuses is counted, not fatal
-            failed += 1
-            continue
-        chosen.append(samples[i])
-        labels.append(samples[i].label)
-        raw.append(data)
-        crop_lists.append(crops)
-        found.append(has_face)
-    labels = np.array(labels, np.int64)
-    as_is = scorer.score(raw)
-    flat = [c for crops in crop_lists for c in crops]
-    flat_scores = scorer.score(flat)
-    cropped, k = [], 0
-    for crops in crop_lists:
-        cropped.append(float(flat_scores[k:k + len(crops)].max()))
-        k += len(crops)
-    cropped = np.array(cropped)
-    found = np.array(found, bool)
+    blobs = [Path(samples[i].path).read_bytes() for i in idx]
+    prepared = prepare_client_crops(blobs, make_crops)
+    chosen = [samples[idx[j]] for j in prepared.kept]
+    labels = np.array([s.label for s in chosen], np.int64)
+    as_is = scorer.score([blobs[j] for j in prepared.kept])
+    cropped = prepared.most_suspicious(scorer.score(prepared.flat))
+    found = prepared.found
     return {
         "detector": name,
         "n": len(chosen),
-        "refused_by_client": failed,
+        "refused_by_client": prepared.refused,
         "face_found_share": round(float(found.mean()), 6) if found.size else None,
         "as_is": {"overall": metrics.summary(labels, as_is, threshold),
                   "pairings": pairings(chosen, labels, as_is, threshold)},

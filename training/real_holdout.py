@@ -86,26 +86,15 @@ def client_crop_logits(model, samples, crops=None) -> tuple[np.ndarray, float, i
 
     `crops` is (name, crop function), by default the client core's own (training.evaluate.client_crops)."""
     from training.calibrate import keras_logits_bytes
-    from training.evaluate import client_crops
+    from training.evaluate import client_crops, prepare_client_crops
 
     _, make_crops = crops if crops is not None else client_crops()
     if make_crops is None:
         return np.zeros(0), float("nan"), 0
-    lists, found, refused = [], [], 0
-    for s in samples:
-        try:
-            crops, has_face = make_crops(Path(s.path).read_bytes())
-        except Exception:  # noqa: BLE001 - an image the client refuses is counted, not fatal
-            refused += 1
-            continue
-        lists.append(crops)
-        found.append(has_face)
-    flat = keras_logits_bytes(model, [c for crops in lists for c in crops])
-    out, k = [], 0
-    for crops in lists:
-        out.append(float(flat[k:k + len(crops)].max()))
-        k += len(crops)
-    return np.array(out), float(np.mean(found)) if found else float("nan"), refused
+    prepared = prepare_client_crops([Path(s.path).read_bytes() for s in samples], make_crops)
+    logits = prepared.most_suspicious(keras_logits_bytes(model, prepared.flat))
+    face_share = float(prepared.found.mean()) if prepared.found.size else float("nan")
+    return logits, face_share, prepared.refused
 
 
 def score_holdout(model, cfg, source: str, cap: int = HOLDOUT_MAX, crops: bool = True) -> dict:

@@ -572,7 +572,7 @@ def stage1(model, arrays: dict, cfg: TrainConfig, out_dir: Path) -> list[dict]:
     n_normal = cfg.frozen_batch - n_sbi
     steps = max(1, int(np.ceil(len(normal_idx) / n_normal)))
     labels_f = np.asarray(labels, np.float32)
-    weights = class_weights(labels_f) if cfg.class_weight else {0: 1.0, 1: 1.0}
+    weights = {0: 1.0, 1: 1.0}
     if cfg.class_weight:  # the batches' real mix: SBI views at `frac`, the rest as cached
         mix = np.r_[labels_f[normal_idx], np.ones(int(round(len(normal_idx) * frac / max(1e-9, 1 - frac))))]
         weights = class_weights(mix)

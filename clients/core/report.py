@@ -169,10 +169,10 @@ class _ReportPDF(FPDF):
         self.set_text_color(*INK)
 
 
-def _header(pdf: FPDF, now: datetime) -> None:
+def _header(pdf: FPDF, now: datetime, title: str = "Deepfake check report") -> None:
     """Title, date in UTC and a rule."""
     pdf.set_font(MAIN_FONT, "B", 18)
-    pdf.cell(0, 9, "Deepfake check report", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(0, 9, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(MAIN_FONT, "", 9)
     pdf.set_text_color(*MUTED)
     pdf.cell(0, 5, f"Generated {now:%Y-%m-%d %H:%M:%S} UTC by the deepfake detector",
@@ -182,12 +182,13 @@ def _header(pdf: FPDF, now: datetime) -> None:
     pdf.set_y(pdf.get_y() + 5)
 
 
-def _verdict_banner(pdf: FPDF, v: Verdict) -> None:
-    """The verdict in words and numbers on a tinted panel, with the probability scale."""
+def _verdict_banner(pdf: FPDF, v: Verdict, sentence: str | None = None, scale: bool = True) -> None:
+    """The verdict in words and numbers on a tinted panel, with the probability scale (a clip report passes its own
+    sentence, and no scale when no face was seen: there is no score to mark)."""
     colour = overlay.LABEL_COLOURS.get(v.shown_label, MUTED)
     top, width = pdf.get_y(), pdf.w - 2 * MARGIN
     pdf.set_font(MAIN_FONT, "", 9.5)
-    lines = _break_lines(pdf, 84, _verdict_sentence(v))
+    lines = _break_lines(pdf, 84, sentence if sentence is not None else _verdict_sentence(v))
     height = max(34.0, 4 + 4 + 11 + 4.6 * len(lines) + 4)
     pdf.set_fill_color(*TINTS.get(v.shown_label, (240, 240, 240)))
     pdf.set_draw_color(*colour)
@@ -204,7 +205,8 @@ def _verdict_banner(pdf: FPDF, v: Verdict) -> None:
     pdf.set_text_color(*INK)
     pdf.set_font(MAIN_FONT, "", 9.5)
     _lines(pdf, 84, 4.6, lines)  # broken once, above
-    _probability_scale(pdf, v, MARGIN + 95, top + 7, width - 100)
+    if scale:
+        _probability_scale(pdf, v, MARGIN + 95, top + 7, width - 100)
     pdf.set_y(top + height + 6)
 
 
@@ -418,12 +420,12 @@ def _heatmap_legend(pdf: FPDF) -> None:
     pdf.set_y(pdf.get_y() + 4)
 
 
-def _warnings(pdf: FPDF, v: Verdict) -> None:
+def _warnings(pdf: FPDF, v: Verdict, none_text: str = NO_WARNINGS_TEXT) -> None:
     """Each quality warning with what it means for trust, or a line saying there are none."""
     _section(pdf, "Quality warnings")
     if not v.warnings:
         pdf.set_font(MAIN_FONT, "", 9.5)
-        _paragraph(pdf, 5, NO_WARNINGS_TEXT)
+        _paragraph(pdf, 5, none_text)
     for w in v.warnings:
         if pdf.get_y() > pdf.h - 35:
             pdf.add_page()

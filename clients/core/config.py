@@ -15,6 +15,10 @@ _ENV = {
     "max_pixels": "DEEPFAKE_MAX_PIXELS",
     "min_side": "DEEPFAKE_MIN_SIDE",
     "max_faces": "DEEPFAKE_MAX_FACES",
+    "video_frames": "DEEPFAKE_VIDEO_FRAMES",
+    "video_max_duration_s": "DEEPFAKE_VIDEO_MAX_DURATION_S",
+    "video_max_pixels": "DEEPFAKE_VIDEO_MAX_PIXELS",
+    "video_max_decoded_frames": "DEEPFAKE_VIDEO_MAX_DECODED_FRAMES",
 }
 
 
@@ -38,6 +42,21 @@ class ClientConfig:
     min_face_px: int = 24
     crop_margin: float = DEFAULT_MARGIN
     model_name: str = MODEL_NAME
+    video_frames: int = 32
+    """Frames of a clip sampled evenly across it (keyframes met on the way may be added, see clients.core.video)."""
+    video_max_duration_s: float = 300.0
+    """Longest clip accepted, read from the container before anything is decoded."""
+    video_max_pixels: int = 3840 * 2160
+    """Largest frame accepted (4K UHD), read from the stream's header."""
+    video_max_decoded_frames: int = 1500
+    """Most frames decoded for one clip (targets and the frames between each keyframe and its target); the
+    sampling falls back to keyframes where reaching a target would cost more."""
+    video_max_packets: int = 100_000
+    """Most packets read while indexing a clip's video stream (5 min at 300 fps): a stuffed file is refused."""
+    video_work_long_side: int = 1280
+    """Long side of a sampled frame's working image (boxes and crops refer to it)."""
+    video_batch: int = 32
+    """Face crops per Predict call for a clip."""
 
     @property
     def draft_long_side(self) -> int:

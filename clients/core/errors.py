@@ -67,3 +67,52 @@ class ModelError(DetectorError):
     """The model server answered, but with an error (bad request, missing model, internal error)."""
 
     default_message = "The detector could not process this image. Please try another photo."
+
+
+class InvalidVideo(InvalidImage):
+    """A video upload that cannot be checked; the message says why and what to send instead."""
+
+    default_message = "This video cannot be checked. Please send an MP4, MOV, WebM, MKV or animated GIF clip."
+
+
+class NotAVideo(InvalidVideo):
+    """The bytes are not a container we read (or FFmpeg cannot identify them)."""
+
+    default_message = "This file is not a video we can read. Please send an MP4, MOV, WebM, MKV or animated GIF clip."
+
+
+class NoVideoStream(InvalidVideo):
+    """The container holds no video stream (audio only, subtitles, data)."""
+
+    default_message = "This file has no video in it (perhaps it is audio only). Please send a clip with a picture."
+
+
+class CorruptVideo(InvalidVideo):
+    """The container or its video stream is truncated or broken."""
+
+    default_message = ("The video file is damaged or incomplete (perhaps the upload was cut off). "
+                       "Please send it again or try another copy.")
+
+
+class VideoFileTooLarge(InvalidVideo, FileTooLarge):
+    """The video upload is over the byte limit."""
+
+    default_message = "The video file is too large. Please send a clip under 20 MB."
+
+
+class VideoTooLong(InvalidVideo):
+    """The clip lasts longer than the duration cap (read from the container, before any decoding)."""
+
+    default_message = "The clip is too long to check. Please send a clip under 5 minutes, or cut the part to check."
+
+
+class VideoTooLarge(InvalidVideo):
+    """The clip's frames have more pixels than the resolution cap."""
+
+    default_message = "The clip's picture is too large to check. Please send a clip of at most 4K (3840x2160)."
+
+
+class VideoTooManyFrames(InvalidVideo):
+    """Checking the clip would mean decoding (or indexing) more frames than the cap allows."""
+
+    default_message = "The clip has too many frames to check. Please send a shorter clip."

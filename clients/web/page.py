@@ -1,8 +1,9 @@
 """The Streamlit page: a thin client over the shared core (`streamlit run clients/web/page.py`).
 
-It holds no model. Every image goes through `clients.core.analyze.analyze` to the model server over gRPC;
-the verdict, the boxes, the heatmaps and the PDF all come from the shared core, so the page, the bot
-and the CLI cannot disagree. Settings come from one typed config (`WebConfig.from_env()`).
+It holds no model. Every image goes through `clients.core.analyze.analyze` and every video clip through
+`clients.core.clip.analyze_clip` to the model server over gRPC; the verdict, the boxes, the heatmaps, the
+timelines and the PDF all come from the shared core, so the page, the bot and the CLI cannot disagree.
+Settings come from one typed config (`WebConfig.from_env()`).
 
 Streamlit runs this file as `__main__` on every rerun. The script body at the bottom imports this
 same file as the module `clients.web.page` and calls its `main()`, so the classes stored in
@@ -26,6 +27,7 @@ from datetime import datetime, timezone
 import streamlit as st
 from PIL import Image
 
+from clients.core.clip_verdict import ClipVerdict
 from clients.core.config import ClientConfig
 from clients.core.detector import Detector
 from clients.core.errors import DetectorError, DetectorUnavailable, InvalidImage
@@ -34,11 +36,15 @@ from clients.core.verdict import (LABEL_WORDS, NO_FACE, Label, Verdict, band_tex
 
 log = logging.getLogger("clients.web")
 
-ACCEPTED_TYPES = ["jpg", "jpeg", "png", "webp"]
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp"]
+VIDEO_TYPES = ["mp4", "mov", "webm", "mkv", "gif"]
+ACCEPTED_TYPES = IMAGE_TYPES + VIDEO_TYPES
 GENERIC_ERROR = "Something went wrong on this page. Please reload it and try again; if it keeps happening, tell us."
-UNEXPECTED_FILE_ERROR = "Something went wrong while checking this image. The other images are not affected; please try again."
+UNEXPECTED_FILE_ERROR = "Something went wrong while checking this file. The other files are not affected; please try again."
 MIB = 1024 * 1024
 FACE_COLUMNS = 5  # face pictures per row: small enough to compare, large enough to see the heatmap
+FRAME_COLUMNS = 3  # a clip's driving frames per row (each with its face's heatmap under it)
+FRAME_SIDE = 640  # a driving frame is shown at most this large
 SERVER_DOWN = ("The detector server is not reachable right now, so no image can be checked. "
                "Please try again in a minute.")
 
@@ -84,8 +90,21 @@ class FaceView:
 
 
 @dataclass
+class FrameView:
+    """One frame that drove a clip's verdict as shown: the frame with boxes, the face crop and its heatmap."""
+
+    frame: Image.Image
+    crop: Image.Image | None
+    overlay: Image.Image | None
+    caption: str
+    number: int
+    """The face track's number ('Face 2')."""
+
+
+@dataclass
 class FileOutcome:
-    """Everything the page shows for one uploaded file: a verdict with pictures and PDF, or a friendly error."""
+    """Everything the page shows for one uploaded file: a photo's or a clip's verdict with pictures and PDF,
+    or a friendly error."""
 
     key: str
     filename: str
@@ -98,11 +117,17 @@ class FileOutcome:
     thumb_png: bytes = b""
     error: str = ""
     error_kind: str = ""
+    clip: ClipVerdict | None = None
+    timelines: list[tuple[str, Image.Image]] = field(default_factory=list)
+    """(caption, score-over-time picture) per face track."""
+    frames: list[FrameView] = field(default_factory=list)
+    tracks: list[dict[str, str]] = field(default_factory=list)
+    """The per-track table's rows."""
 
     @property
     def ok(self) -> bool:
         """True when the file got a verdict."""
-        return self.verdict is not None
+        return self.verdict is not None or self.clip is not None
 
     @property
     def keep(self) -> bool:
@@ -160,15 +185,20 @@ def _png(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def check_file(data: bytes, filename: str, client, config: WebConfig, key: str | None = None) -> FileOutcome:
-    """Check one upload end to end through the core; every failure becomes a friendly FileOutcome."""
+def check_file(data: bytes, filename: str, client, config: WebConfig, key: str | None = None,
+               progress=None) -> FileOutcome:
+    """Check one upload (a photo, or a clip by its content) end to end through the core; every failure becomes a
+    friendly FileOutcome. progress(done, total) hears of a clip's frames as they are checked."""
     from clients.core import overlay, report
     from clients.core.analyze import analyze
+    from clients.core.video import is_video
 
     key = key or hashlib.sha256(data + filename.encode()).hexdigest()
     started = time.perf_counter()
     now = datetime.now(timezone.utc)
     try:
+        if is_video(data):
+            return check_clip(data, filename, client, config, key, now, started, progress)
         analysis = analyze(data, filename, client, config.client)
         verdict = analysis.verdict
         annotated = overlay.thumbnail(overlay.draw_boxes(analysis.image, verdict), config.display_long_side)
@@ -202,19 +232,52 @@ def check_file(data: bytes, filename: str, client, config: WebConfig, key: str |
                        faces=faces, pdf=pdf, thumb_png=thumb)
 
 
+def check_clip(data: bytes, filename: str, client, config: WebConfig, key: str, now: datetime, started: float,
+               progress=None) -> FileOutcome:
+    """A clip through the core: its verdict, a timeline per face track, the driving frames, the track table and
+    the PDF (errors are turned into words by check_file)."""
+    from clients.core import clip_report, overlay
+    from clients.core.clip import analyze_clip
+
+    analysis = analyze_clip(data, filename, client, config.client, progress=progress)
+    v = analysis.verdict
+    numbers = clip_report.track_numbers(v)
+    ordered = sorted(v.tracks, key=lambda t: numbers[t.track_id])
+    timelines = [(f"Face {numbers[t.track_id]}: {clip_report.track_words(t, len(v.frames))}",
+                  clip_report.timeline_image(v, t)) for t in ordered]
+    frames = [FrameView(frame=overlay.thumbnail(d.frame, FRAME_SIDE),
+                        crop=overlay.thumbnail(d.crop, 224) if d.crop is not None else None,
+                        overlay=overlay.thumbnail(d.heatmap, 224) if d.heatmap is not None else None,
+                        caption=f"Face {d.number} at {clip_report.clip_time(d.time_s)}: fake score "
+                                f"{score_text(d.fake_probability)}", number=d.number)
+              for d in clip_report.driving_frames(analysis)]
+    tracks = [{"Face": str(numbers[t.track_id]), "Frames seen": f"{len(t.frame_indices)} of {len(v.frames)}",
+               "Track score": score_text(t.fake_probability), "Verdict": LABEL_WORDS.get(t.label, t.label),
+               "Confidence": "none" if t.label == Label.UNCERTAIN else f"{t.confidence:.0%}",
+               "Frames that drove it": clip_report.driving_times(v, t)} for t in ordered]
+    pdf = clip_report.render_clip_pdf(analysis)
+    first = frames[0].frame if frames else (analysis.frames[min(analysis.frames)] if analysis.frames else None)
+    thumb = _png(overlay.thumbnail(first, config.thumb_side)) if first is not None else b""
+    return FileOutcome(key, filename, now, time.perf_counter() - started, clip=v, timelines=timelines,
+                       frames=frames, tracks=tracks, pdf=pdf, thumb_png=thumb,
+                       annotated=frames[0].frame if frames else (overlay.thumbnail(first, FRAME_SIDE)
+                                                                 if first is not None else None))
+
+
 def history_entry(outcome: FileOutcome) -> HistoryEntry:
-    """The history line of a successful check."""
-    v = outcome.verdict
+    """The history line of a successful check (a clip counts its face tracks as its faces)."""
+    v = outcome.verdict or outcome.clip
     assert v is not None
+    faces = len(v.tracks) if isinstance(v, ClipVerdict) else 0 if v.whole_image else len(v.faces)
     return HistoryEntry(checked_at=outcome.checked_at, filename=outcome.filename, label=v.shown_label,
                         confidence=v.confidence, fake_probability=v.fake_probability,
-                        faces=0 if v.whole_image else len(v.faces), elapsed_s=outcome.elapsed_s,
+                        faces=faces, elapsed_s=outcome.elapsed_s,
                         model=f"{v.model_name} v{v.model_version}", sha256=v.sha256, thumb_png=outcome.thumb_png)
 
 
 def pdf_name(filename: str) -> str:
     """The report's file name: the upload's stem plus '-report.pdf', safe for any browser."""
-    stem = os.path.splitext(os.path.basename(filename))[0] or "image"
+    stem = os.path.splitext(os.path.basename(filename))[0] or "upload"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:80]
     return f"{safe}-report.pdf"
 
@@ -401,6 +464,8 @@ HOW_IT_WORKS = """
 3. A neural network trained on real photos and on deepfakes (face swaps and fully generated faces)
    gives each face a **fake score**.
 4. The most suspicious face decides the verdict for the image.
+5. A video is checked on frames spread over it: the same face across frames forms a **face track**,
+   which gets one score from its frames; the most suspicious track decides the clip.
 """
 
 SCORE_TEXT = """
@@ -501,6 +566,65 @@ def faces_table(outcome: FileOutcome):
     return pd.DataFrame(rows)
 
 
+def explain_clip(v: ClipVerdict) -> str:
+    """One sentence under a clip's banner: what decided it."""
+    frames = f"{len(v.frames)} sampled frame{'s' if len(v.frames) != 1 else ''}"
+    if v.no_face:
+        return f"No face was found in the {frames}, so there is no real/fake verdict: the detector judges faces."
+    which = "its one face track" if len(v.tracks) == 1 else f"the most suspicious of its {len(v.tracks)} face tracks"
+    return (f"The clip's fake score {score_text(v.fake_probability)} is that of {which}, from {frames} "
+            f"({rule_text(v.threshold, v.uncertain_band)}). Rule: {v.rule}.")
+
+
+def render_clip(outcome: FileOutcome, show_heatmap: bool) -> None:
+    """A clip's card body: the verdict, the frame that drove it most, a timeline per face track, the driving
+    frames with boxes and heatmaps, the track table, warnings, time and PDF."""
+    v = outcome.clip
+    left, right = st.columns([1.1, 1], gap="large")
+    with left:
+        if outcome.annotated is not None:
+            caption = (outcome.frames[0].caption + " (the frame that drove the verdict most)" if outcome.frames
+                       else "No face found in the sampled frames.")
+            st.image(outcome.annotated, caption=caption, width="stretch")
+    with right:
+        st.markdown(verdict_html(v), unsafe_allow_html=True)
+        st.markdown(explain_clip(v))
+        for w in v.warnings:
+            st.warning(w.message, icon="⚠️")
+        w, h = v.video_size
+        st.caption(timing_text(outcome) + f" Clip {w}×{h}, {v.duration_s:.1f} s. Model {v.model_name} "
+                   f"v{v.model_version}.")
+        st.download_button("Download PDF report", data=outcome.pdf, file_name=pdf_name(outcome.filename),
+                           mime="application/pdf", key=f"pdf-{outcome.key}", on_click="ignore",
+                           icon=":material/picture_as_pdf:")
+    if not outcome.timelines:
+        return
+    st.markdown("**Score over time, per face track**")
+    for caption, picture in outcome.timelines:
+        st.image(picture, caption=caption, width="stretch")
+    st.markdown("**Face tracks**")
+    st.table(_frame(outcome.tracks), hide_index=True)
+    if outcome.frames:
+        st.markdown("**Frames that drove the verdict**")
+        cols = st.columns(FRAME_COLUMNS)
+        for i, view in enumerate(outcome.frames):
+            with cols[i % FRAME_COLUMNS]:
+                st.image(view.frame, caption=view.caption, width="stretch")
+                face = view.overlay if (show_heatmap and view.overlay is not None) else view.crop
+                if face is not None:
+                    what = "heatmap" if face is view.overlay else "crop"
+                    st.image(face, caption=f"Face {view.number} ({what})", width=160)
+        if show_heatmap and any(view.overlay is not None for view in outcome.frames):
+            render_heatmap_legend()
+
+
+def _frame(rows: list[dict[str, str]]):
+    """Rows as a pandas frame for st.table."""
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
 def render_outcome(outcome: FileOutcome, show_heatmap: bool) -> None:
     """One file's card: verdict, picture with boxes, faces, heatmaps, warnings, time and PDF."""
     with st.container(border=True, key=f"card-{outcome.key}"):
@@ -510,6 +634,9 @@ def render_outcome(outcome: FileOutcome, show_heatmap: bool) -> None:
                 st.error(f"{outcome.error}", icon="🔌")
             else:
                 st.error(f"{outcome.error}", icon="⚠️")
+            return
+        if outcome.clip is not None:
+            render_clip(outcome, show_heatmap)
             return
         v = outcome.verdict
         left, right = st.columns([1.1, 1], gap="large")
@@ -594,10 +721,11 @@ def process_uploads(files, config: WebConfig) -> list[FileOutcome]:
     todo = [(k, f) for k, f in zip(keys, files) if k not in done]
     if todo:
         client = client_for(config)
-        bar = st.progress(0.0, text=f"Checking {len(todo)} image{'s' if len(todo) != 1 else ''}…")
+        bar = st.progress(0.0, text=f"Checking {len(todo)} file{'s' if len(todo) != 1 else ''}…")
         for i, (key, f) in enumerate(todo):
             with st.spinner(f"Checking {f.name}…"):
-                outcome = check_file(f.getvalue(), f.name, client, config, key=key)
+                outcome = check_file(f.getvalue(), f.name, client, config, key=key,
+                                     progress=frame_progress(bar, f.name, i, len(todo)))
             done[key] = outcome
             if outcome.ok:
                 history: list[HistoryEntry] = st.session_state.setdefault("history", [])
@@ -611,6 +739,17 @@ def process_uploads(files, config: WebConfig) -> list[FileOutcome]:
     for key in [k for k in keys if not done[k].keep]:  # retry these on the next run (server may be back)
         del done[key]
     return outcomes
+
+
+def frame_progress(bar, name: str, position: int, files: int):
+    """A clip's progress(done, total) callback that moves the bar within this file's share of it."""
+
+    def progress(done: int, total: int) -> None:
+        """Show how many of the clip's frames are checked."""
+        share = min(max(done / total, 0.0), 1.0) if total else 0.0
+        bar.progress(min((position + share) / files, 1.0), text=f"Checking {name}: frame {done} of {total}")
+
+    return progress
 
 
 def upload_limit_mb(config: WebConfig) -> int:
@@ -634,13 +773,14 @@ def render_page() -> None:
     # The sidebar toggle above may have just changed the theme; the CSS is re-sent every run from the state.
 
     st.title("Is this face real?")
-    st.markdown('<p class="df-muted">Upload photos with faces. Each face is checked by a deepfake detector; '
-                "you get a verdict, where it looked, what may limit trust in it, and a PDF report.</p>",
-                unsafe_allow_html=True)
+    st.markdown('<p class="df-muted">Upload photos or short videos with faces. Each face is checked by a deepfake '
+                "detector; you get a verdict, where it looked, what may limit trust in it, and a PDF report. A video "
+                "gets a score over time for each face in it.</p>", unsafe_allow_html=True)
     if not status.healthy:
         st.error(SERVER_DOWN, icon="🔌")
 
-    files = st.file_uploader("Images (JPG, PNG or WebP; several at once)", type=ACCEPTED_TYPES,
+    files = st.file_uploader("Images or videos (JPG, PNG, WebP; MP4, MOV, WebM, MKV, animated GIF; several at once)",
+                             type=ACCEPTED_TYPES,
                              accept_multiple_files=True, key="uploads", max_upload_size=upload_limit_mb(config))
     st.toggle("Show heatmaps on faces", value=True, key="show_heatmap",
               help="Colours the parts of each face that pushed the score towards fake.")

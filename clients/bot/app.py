@@ -1,8 +1,8 @@
-"""The Telegram bot: send a photo, get a verdict and a PDF report. Run: `python -m clients.bot`.
+"""The Telegram bot: send a photo or a video, get a verdict and a PDF report. Run: `python -m clients.bot`.
 
 A thin front end over the client core (clients.core.analyze, clients.core.report). Configuration comes
 from env vars (see clients.bot.config.BotConfig); the token is read from TELEGRAM_BOT_TOKEN or from the file named
-by TELEGRAM_BOT_TOKEN_FILE and is redacted from every log record. Images stay in memory.
+by TELEGRAM_BOT_TOKEN_FILE and is redacted from every log record. Images and videos stay in memory.
 """
 from __future__ import annotations
 
@@ -105,6 +105,9 @@ def build_application(config: BotConfig) -> Application:
         CommandHandler("about", h.about),
         CommandHandler("privacy", h.privacy),
         MessageHandler(filters.PHOTO, h.on_photo),
+        MessageHandler(filters.VIDEO, h.on_video),
+        MessageHandler(filters.VIDEO_NOTE, h.on_video_note),
+        MessageHandler(filters.ANIMATION, h.on_animation),     # before documents: an animation is one too
         MessageHandler(filters.Document.ALL, h.on_document),
         MessageHandler(filters.COMMAND, h.unknown_command),
         MessageHandler(filters.ALL, h.other_message),

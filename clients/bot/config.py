@@ -34,6 +34,8 @@ class BotConfig:
     log_level: str = "INFO"                         # BOT_LOG_LEVEL
     start_attempts: int = 0                         # BOT_START_ATTEMPTS: tries to reach Telegram at start, 0 = no limit
     start_retry_s: float = 1.0                      # BOT_START_RETRY_S: first wait between tries (doubles, up to 30 s)
+    progress_after_s: float = 3.0                   # BOT_PROGRESS_AFTER_S: a clip check this long gets a status message
+    progress_every_s: float = 2.0                   # BOT_PROGRESS_EVERY_S: that message is edited at most this often
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "BotConfig":
@@ -55,6 +57,8 @@ class BotConfig:
             "log_level": (env.get("BOT_LOG_LEVEL") or cls.log_level).upper(),
             "start_attempts": _number(env, "BOT_START_ATTEMPTS", int, cls.start_attempts),
             "start_retry_s": _number(env, "BOT_START_RETRY_S", float, cls.start_retry_s),
+            "progress_after_s": _number(env, "BOT_PROGRESS_AFTER_S", float, cls.progress_after_s),
+            "progress_every_s": _number(env, "BOT_PROGRESS_EVERY_S", float, cls.progress_every_s),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)
@@ -62,6 +66,8 @@ class BotConfig:
             raise ConfigError("BOT_RATE_BURST must be >= 1 and BOT_RATE_PER_MINUTE > 0")
         if config.start_attempts < 0 or config.start_retry_s <= 0:
             raise ConfigError("BOT_START_ATTEMPTS must be >= 0 and BOT_START_RETRY_S > 0")
+        if config.progress_after_s < 0 or config.progress_every_s <= 0:
+            raise ConfigError("BOT_PROGRESS_AFTER_S must be >= 0 and BOT_PROGRESS_EVERY_S > 0")
         return config
 
     def client_config(self) -> ClientConfig:

@@ -1,4 +1,8 @@
-"""The bot's handlers and the words it says. Small async functions; the wiring is in clients.bot.app."""
+"""The bot's handlers and the words it says. Small async functions; the wiring is in clients.bot.app.
+
+Photos and image files get a photo's check; videos, video notes, animations and video files (by MIME type or
+name, and always by content once downloaded) get a clip's check, with a status message edited as frames are
+checked on a long clip."""
 from __future__ import annotations
 
 import asyncio
@@ -18,24 +22,33 @@ from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 from clients.bot.config import BotConfig
 from clients.bot.ratelimit import PerUserRateLimiter
 from clients.core.analyze import Analysis, analyze_async
+from clients.core.clip import ClipAnalysis, analyze_clip_async
+from clients.core.clip_report import clip_time, driving_times, render_clip_pdf, track_numbers
+from clients.core.clip_verdict import ClipVerdict, TrackResult
 from clients.core.config import ClientConfig
-from clients.core.errors import DetectorError, FileTooLarge
+from clients.core.errors import DetectorError, FileTooLarge, VideoFileTooLarge
 from clients.core.detector import AsyncDetector, make_async_detector
 from clients.core.report import render_pdf
 from clients.core.verdict import NO_FACE, Label, Verdict, confidence_text, rule_text, score_text
+from clients.core.video import VIDEO_TYPES, is_video
 from serving import contract
 
 log = logging.getLogger("clients.bot")
 
 MB = 1024 * 1024
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".gif")
+GENERIC_MIME_TYPES = ("", "application/octet-stream")
+TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+"""The Bot API lets a bot download files up to 20 MB (getFile refuses larger ones)."""
 ACTION_REFRESH_S = 4.0  # Telegram shows a chat action for about 5 s
 LABEL_MARKS = {Label.FAKE: "🔴", Label.REAL: "🟢", Label.UNCERTAIN: "🟡", NO_FACE: "⚪"}
 
 WELCOME = (
     "Hello! I check whether a face in a photo looks manipulated or generated (a \"deepfake\").\n\n"
     "Send me a photo, or better, the image as a file. I answer with a verdict, its confidence and a "
-    "score for each face, then a PDF report.\n\n"
+    "score for each face, then a PDF report. Short videos work too: I check frames across the clip and follow "
+    "each face through it.\n\n"
     "/help how to use me · /about the model · /privacy what is kept (nothing)"
 )
 HELP = (
@@ -44,7 +57,10 @@ HELP = (
     "• Better: send the image as a FILE (📎 → File). Telegram then keeps the full quality; photos are "
     "recompressed, which hides the traces I look for.\n"
     "• An album gets one answer per image.\n"
-    "• JPEG, PNG or WebP, up to {max_mb} MB.\n\n"
+    "• JPEG, PNG or WebP, up to {max_mb} MB.\n"
+    "• Videos, video messages and GIFs too (MP4, MOV, WebM, MKV or animated GIF, up to 20 MB, the most Telegram "
+    "lets me download): I check frames spread over the clip, give each face one score over time, and the most "
+    "suspicious face decides.\n\n"
     "Reading the answer: \"Likely fake\" / \"Likely real\" with a confidence; \"Uncertain\" when the score "
     "is too close to call; \"No face found\" when there is no face to judge (the whole picture's score is then "
     "shown as a check, not a verdict). Warnings (small face, blur, heavy compression, no face, screenshot...) say why "
@@ -54,20 +70,24 @@ HELP = (
 )
 PRIVACY = (
     "What is kept: nothing, by default.\n"
-    "• Your image is downloaded into memory, checked and forgotten once the answer is sent. It is never "
-    "written to disk and never stored by this bot.\n"
+    "• Your image or video is downloaded into memory, checked and forgotten once the answer is sent. It is "
+    "never written to disk and never stored by this bot.\n"
     "• The model server receives only the face crops, in memory, and keeps nothing.\n"
     "• The PDF report is made in memory and sent to you only.\n"
     "• The bot's log records that a check happened and how long it took: no image, no file, no name.\n"
     "• Telegram itself keeps this chat as usual; delete it there if you wish."
 )
-NOT_IMAGE = ("This file is not an image I can check ({kind}). Please send a JPEG, PNG or WebP photo — "
-             "ideally as a file, for full quality.")
+NOT_IMAGE = ("This file is not an image or a video I can check ({kind}). Please send a JPEG, PNG or WebP photo — "
+             f"ideally as a file, for full quality — or a clip ({VIDEO_TYPES}).")
 TOO_LARGE = "This file is {size:.1f} MB; I can only check images up to {max_mb} MB. Please send a smaller image."
+TOO_LARGE_VIDEO = ("This video is {size:.1f} MB; Telegram lets me download files up to {max_mb} MB only. Please "
+                   "send a shorter clip, or a smaller copy of it.")
+CLIP_PROGRESS = "⏳ Checking the clip: {percent}% of its frames looked at…"
 RATE_LIMITED = ("You are sending faster than I can check — thank you for your patience! Please wait about "
                 "{wait} seconds, then send again. (Limit: {burst} at once, then {per_minute:g} per minute.)")
 DOWNLOAD_FAILED = "I could not fetch this file from Telegram. Please send it again."
 PDF_FAILED = "The verdict is above; the PDF report could not be made this time."
+SEND_IMAGE_OR_VIDEO = "Send me a photo, an image file or a short video and I will check it. /help tells more."
 INTERNAL_ERROR = "Sorry, something went wrong on my side while handling this. Please try again."
 SEND_IMAGE = "Send me a photo (or an image as a file) and I will check it. /help tells more."
 UNKNOWN_COMMAND = "I don't know that command. Try /help."
@@ -168,7 +188,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 async def other_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Text, stickers and the rest: say what the bot wants."""
-    await update.effective_message.reply_text(SEND_IMAGE)
+    await update.effective_message.reply_text(SEND_IMAGE_OR_VIDEO)
 
 
 # images --------------------------------------------------------------------------------------
@@ -180,14 +200,40 @@ async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Check an image sent as a file; refuse other files without downloading them."""
+    """Check an image or a video sent as a file (a file of no useful type is judged by its content once
+    downloaded); refuse other files without downloading them."""
     message = update.effective_message
     document = message.document
-    if not is_image_document(document):
+    video = is_video_document(document)
+    if not (video or is_image_document(document) or is_untyped_document(document)):
         await message.reply_text(NOT_IMAGE.format(kind=document.mime_type or "unknown type"), do_quote=True)
         return
-    name = document.file_name or f"image_{message.message_id}"
-    await check_image(message, context, document.file_id, document.file_size, name)
+    name = document.file_name or f"{'video' if video else 'file'}_{message.message_id}"
+    await check_file(message, context, document.file_id, document.file_size, name, video=video)
+
+
+async def on_video(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Check a video sent as a video (Telegram's player shows it)."""
+    message = update.effective_message
+    video = message.video
+    name = video.file_name or f"video_{message.message_id}.mp4"
+    await check_file(message, context, video.file_id, video.file_size, name, video=True)
+
+
+async def on_video_note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Check a round video message."""
+    message = update.effective_message
+    note = message.video_note
+    await check_file(message, context, note.file_id, note.file_size, f"video_note_{message.message_id}.mp4",
+                     video=True)
+
+
+async def on_animation(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Check an animation (a GIF, which Telegram usually turns into a silent MP4)."""
+    message = update.effective_message
+    animation = message.animation
+    name = animation.file_name or f"animation_{message.message_id}.mp4"
+    await check_file(message, context, animation.file_id, animation.file_size, name, video=True)
 
 
 def is_image_document(document: Document) -> bool:
@@ -196,59 +242,151 @@ def is_image_document(document: Document) -> bool:
     if mime.startswith("image/"):
         return True
     name = (document.file_name or "").lower()
-    return mime in ("", "application/octet-stream") and name.endswith(IMAGE_EXTENSIONS)
+    return mime in GENERIC_MIME_TYPES and name.endswith(IMAGE_EXTENSIONS)
+
+
+def is_video_document(document: Document) -> bool:
+    """A video by its MIME type or, when Telegram gave none useful, by its extension (a GIF file is judged by its
+    content: a still one is a photo)."""
+    mime = (document.mime_type or "").lower()
+    if mime.startswith("video/"):
+        return True
+    name = (document.file_name or "").lower()
+    return mime in GENERIC_MIME_TYPES and name.endswith(VIDEO_EXTENSIONS) and not name.endswith(".gif")
+
+
+def is_untyped_document(document: Document) -> bool:
+    """A file whose MIME type and name say nothing: only its content can tell whether it is a picture or a clip."""
+    mime = (document.mime_type or "").lower()
+    name = (document.file_name or "").lower()
+    return mime in GENERIC_MIME_TYPES and "." not in name.rsplit("/", 1)[-1]
 
 
 async def check_image(message: Message, context: ContextTypes.DEFAULT_TYPE, file_id: str,
                       file_size: int | None, filename: str) -> None:
-    """Size check, download to memory, analyse, answer with the verdict, then send the PDF."""
+    """A photo's check (an animated GIF or a video in disguise still gets a clip's check, by its content)."""
+    await check_file(message, context, file_id, file_size, filename, video=False)
+
+
+async def check_file(message: Message, context: ContextTypes.DEFAULT_TYPE, file_id: str, file_size: int | None,
+                     filename: str, video: bool) -> None:
+    """Size check, download to memory, then a photo's or a clip's check by the bytes' content, each answered with
+    the verdict and then the PDF. `video` says what Telegram called it, for the size limit and its words."""
     state = state_of(context)
-    limit = state.config.max_bytes
+    limit = min(state.config.max_bytes, TELEGRAM_DOWNLOAD_LIMIT) if video else state.config.max_bytes
     if file_size is not None and file_size > limit:
-        await message.reply_text(TOO_LARGE.format(size=file_size / MB, max_mb=limit // MB), do_quote=True)
+        words = TOO_LARGE_VIDEO if video else TOO_LARGE
+        await message.reply_text(words.format(size=file_size / MB, max_mb=limit // MB), do_quote=True)
         return
     async with chat_action(context, message.chat_id, ChatAction.UPLOAD_DOCUMENT):
         try:
-            data = await download(context, file_id, limit)
-            analysis = await analyze_async(data, filename, state.detector, state.client_config)
+            data = await download(context, file_id, limit, VideoFileTooLarge if video else FileTooLarge)
+            if is_video(data):
+                await answer_clip(message, context, data, filename)
+            else:
+                await answer_image(message, context, data, filename)
         except DetectorError as err:
-            log.info("image refused: %s: %s", type(err).__name__, err)
+            log.info("%s refused: %s: %s", "video" if video else "file", type(err).__name__, err)
             await message.reply_text(err.user_message, do_quote=True)
-            return
-        del data
-        verdict = analysis.verdict
-        log.info("checked one image: %s, %d face(s), %.0f ms", verdict.shown_label, len(verdict.faces),
-                 verdict.timings_ms.get("total", 0.0))
-        await message.reply_text(verdict_text(verdict), do_quote=True)
-        await send_report(message, analysis)
 
 
-async def download(context: ContextTypes.DEFAULT_TYPE, file_id: str, limit: int) -> bytes:
+async def answer_image(message: Message, context: ContextTypes.DEFAULT_TYPE, data: bytes, filename: str) -> None:
+    """Analyse a picture; answer with the verdict, then the PDF."""
+    state = state_of(context)
+    analysis = await analyze_async(data, filename, state.detector, state.client_config)
+    del data
+    verdict = analysis.verdict
+    log.info("checked one image: %s, %d face(s), %.0f ms", verdict.shown_label, len(verdict.faces),
+             verdict.timings_ms.get("total", 0.0))
+    await message.reply_text(verdict_text(verdict), do_quote=True)
+    await send_report(message, analysis)
+
+
+async def answer_clip(message: Message, context: ContextTypes.DEFAULT_TYPE, data: bytes, filename: str) -> None:
+    """Analyse a clip, with a status message on a long one; answer with the verdict, then the clip's PDF."""
+    state = state_of(context)
+    async with clip_progress(context, message, state.config) as progress:
+        analysis = await analyze_clip_async(data, filename, state.detector, state.client_config, progress=progress)
+    del data
+    verdict = analysis.verdict
+    log.info("checked one clip: %s, %d face track(s), %d frames, %.0f ms", verdict.shown_label,
+             len(verdict.tracks), len(verdict.frames), verdict.timings_ms.get("total", 0.0))
+    await message.reply_text(clip_verdict_text(verdict), do_quote=True)
+    await send_report(message, analysis)
+
+
+async def download(context: ContextTypes.DEFAULT_TYPE, file_id: str, limit: int,
+                   too_large: type[FileTooLarge] = FileTooLarge) -> bytes:
     """The file's bytes, in memory only; Telegram's refusals become domain errors."""
     try:
         tg_file = await context.bot.get_file(file_id)
         if tg_file.file_size is not None and tg_file.file_size > limit:
-            raise FileTooLarge()
+            raise too_large()
         return bytes(await tg_file.download_as_bytearray())
     except BadRequest as err:
         if "too big" in str(err).lower():
-            raise FileTooLarge() from None
+            raise too_large() from None
         raise DetectorError(DOWNLOAD_FAILED, f"download refused: {err}") from None
     except TelegramError as err:
         raise DetectorError(DOWNLOAD_FAILED, f"download failed: {type(err).__name__}") from None
 
 
-async def send_report(message: Message, analysis: Analysis) -> None:
-    """Render the PDF off the event loop and send it as a document."""
+async def send_report(message: Message, analysis: Analysis | ClipAnalysis) -> None:
+    """Render the photo's or the clip's PDF off the event loop and send it as a document."""
+    clip = isinstance(analysis, ClipAnalysis)
     try:
-        pdf = await asyncio.to_thread(render_pdf, analysis)
+        pdf = await asyncio.to_thread(render_clip_pdf if clip else render_pdf, analysis)
     except Exception:
         log.exception("report rendering failed")
         await message.reply_text(PDF_FAILED, do_quote=True)
         return
-    name = f"deepfake-report-{analysis.verdict.sha256[:12] or message.message_id}.pdf"
+    kind = "clip-report" if clip else "report"
+    name = f"deepfake-{kind}-{analysis.verdict.sha256[:12] or message.message_id}.pdf"
     await message.reply_document(document=pdf, filename=name, do_quote=True,
                                  caption=f"Report: {analysis.verdict.summary}")
+
+
+@contextlib.asynccontextmanager
+async def clip_progress(context: ContextTypes.DEFAULT_TYPE, message: Message,
+                        config: BotConfig) -> AsyncIterator[object]:
+    """A progress(done, total) callback for the clip check; once the check has taken config.progress_after_s, a
+    status message says how far it is, edited at most every config.progress_every_s, and deleted at the end."""
+    latest: list[tuple[int, int]] = []
+    status_box: list[Message] = []
+
+    def progress(done: int, total: int) -> None:
+        """Remember how far the check is (called on the event loop by the core)."""
+        latest[:] = [(done, total)]
+
+    async def report() -> None:
+        """Post, then edit, the status message while the check runs."""
+        status: Message | None = None
+        shown = ""
+        await asyncio.sleep(config.progress_after_s)
+        while True:
+            if latest:
+                done, total = latest[0]
+                text = CLIP_PROGRESS.format(percent=min(99, int(100 * done / total)) if total else 0)
+                if text != shown:
+                    with contextlib.suppress(TelegramError):
+                        if status is None:
+                            status = await message.reply_text(text, do_quote=True)
+                            status_box.append(status)
+                        else:
+                            await status.edit_text(text)
+                        shown = text
+            await asyncio.sleep(config.progress_every_s)
+
+    task = asyncio.create_task(report())
+    try:
+        yield progress
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for status in status_box:
+            with contextlib.suppress(TelegramError):
+                await status.delete()
 
 
 @contextlib.asynccontextmanager
@@ -310,6 +448,38 @@ def verdict_text(verdict: Verdict) -> str:
     seconds = verdict.timings_ms.get("total", 0.0) / 1000
     lines.append(f"Model {verdict.model_name} v{verdict.model_version} · {seconds:.1f} s · the PDF report follows.")
     return "\n".join(lines)
+
+
+def clip_verdict_text(verdict: ClipVerdict) -> str:
+    """The reply to a clip: the verdict, its numbers and rule, one line per face track, warnings, model and time."""
+    lines = [f"{LABEL_MARKS.get(verdict.shown_label, '')} {verdict.headline}".strip()]
+    frames = f"{len(verdict.frames)} frames checked over {clip_time(verdict.duration_s)}"
+    if verdict.no_face:
+        lines.append(f"{frames}; none showed a face, and the detector judges faces only.")
+    else:
+        lines.append(f"Fake score {score_text(verdict.fake_probability)} "
+                     f"({rule_text(verdict.threshold, verdict.uncertain_band)}); {frames}.")
+        lines.append(f"Rule: {verdict.rule}.")
+        lines.append("")
+        lines.append(f"Faces ({len(verdict.tracks)}):")
+        numbers = track_numbers(verdict)
+        for track in sorted(verdict.tracks, key=lambda t: numbers[t.track_id]):
+            lines.append(track_line(numbers[track.track_id], track, verdict))
+    if verdict.warnings:
+        lines.append("")
+        lines.append("Warnings:")
+        lines.extend(f"⚠️ {w.message}" for w in verdict.warnings)
+    lines.append("")
+    seconds = verdict.timings_ms.get("total", 0.0) / 1000
+    lines.append(f"Model {verdict.model_name} v{verdict.model_version} · {seconds:.1f} s · the PDF report follows.")
+    return "\n".join(lines)
+
+
+def track_line(number: int, track: TrackResult, verdict: ClipVerdict) -> str:
+    """One face track: its label and confidence, its score, how often it was seen and when it looked worst."""
+    return (f"{number}. {track.label}, {confidence_text(track.label, track.confidence)} (track score "
+            f"{score_text(track.fake_probability)}), seen in {len(track.frame_indices)} of {len(verdict.frames)} "
+            f"frames; most telling at {driving_times(verdict, track)}")
 
 
 def face_line(index: int, face) -> str:

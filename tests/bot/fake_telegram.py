@@ -3,9 +3,9 @@
 It speaks real HTTP the way api.telegram.org does (`/bot<TOKEN>/<method>`, files at
 `/file/bot<TOKEN>/<file_path>`), so the bot's real `Application` and PTB's real HTTP layer
 talk to it through `base_url` / `base_file_url`. Tests queue updates (photos with several
-sizes, image documents, albums, commands, other documents), and read back every call the
-bot made: sendMessage, sendDocument (with the uploaded bytes), sendChatAction, getFile and
-file downloads. Like the real one, it answers 401 Unauthorized to any other token, and 403 Forbidden
+sizes, image documents, albums, commands, other documents, videos, video notes and animations),
+and read back every call the bot made: sendMessage, sendDocument (with the uploaded bytes),
+sendChatAction, editMessageText, deleteMessage, getFile and file downloads. Like the real one, it answers 401 Unauthorized to any other token, and 403 Forbidden
 to a send* call for a chat listed in `blocked` (a user who blocked the bot); while `down` is set it answers
 every call 502 Bad Gateway, as Telegram's front servers do in an outage.
 """
@@ -28,7 +28,7 @@ BOT_ID = 7000001
 BOT_USERNAME = "deepfake_test_bot"
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 """The real Bot API refuses getFile for files over 20 MB."""
-SEND_METHODS = ("sendMessage", "sendDocument", "sendChatAction", "sendPhoto")
+SEND_METHODS = ("sendMessage", "sendDocument", "sendChatAction", "sendPhoto", "editMessageText", "deleteMessage")
 BLOCKED = "Forbidden: bot was blocked by the user"
 
 
@@ -203,6 +203,38 @@ class FakeTelegram:
             content["media_group_id"] = media_group_id
         return self._push(self._message(user_id, **content))
 
+    def _video_file(self, data: bytes, file_path: str, file_size: int | None, declare_size: bool) -> dict:
+        """The fields every Telegram video-like object carries, for bytes the bot may fetch."""
+        stored = self.add_file(data, file_path, file_size)
+        fields = {"file_id": stored.file_id, "file_unique_id": "u" + stored.file_id, "duration": 2}
+        if declare_size:
+            fields["file_size"] = stored.file_size
+        return fields
+
+    def send_video(self, user_id: int, data: bytes, file_name: str | None = "clip.mp4",
+                   mime_type: str = "video/mp4", file_size: int | None = None, declare_size: bool = True) -> dict:
+        """A video sent as a video (Telegram's player shows it); `file_size` may be declared larger."""
+        video = {**self._video_file(data, f"videos/{file_name or 'file.mp4'}", file_size, declare_size),
+                 "width": 160, "height": 120, "mime_type": mime_type}
+        if file_name:
+            video["file_name"] = file_name
+        return self._push(self._message(user_id, video=video))
+
+    def send_video_note(self, user_id: int, data: bytes, file_size: int | None = None) -> dict:
+        """A round video message: no file name, no MIME type, a side length."""
+        note = {**self._video_file(data, f"video_notes/file_{len(self.files)}.mp4", file_size, True), "length": 240}
+        return self._push(self._message(user_id, video_note=note))
+
+    def send_animation(self, user_id: int, data: bytes, file_name: str = "funny.gif.mp4",
+                       mime_type: str = "video/mp4") -> dict:
+        """An animation (a GIF, usually re-encoded by Telegram as a silent MP4): the message carries it both as
+        `animation` and as `document`, as Telegram's does."""
+        fields = self._video_file(data, f"animations/{file_name}", None, True)
+        animation = {**fields, "width": 160, "height": 120, "file_name": file_name, "mime_type": mime_type}
+        document = {key: fields[key] for key in ("file_id", "file_unique_id", "file_size")}
+        document.update(file_name=file_name, mime_type=mime_type)
+        return self._push(self._message(user_id, animation=animation, document=document))
+
     # reading what the bot did --------------------------------------------------------------
     def calls_to(self, method: str, chat_id: int | None = None) -> list[Call]:
         """The recorded calls of one method, optionally only those to one chat."""
@@ -287,6 +319,10 @@ class FakeTelegram:
                     "file_size": stored.file_size, "file_path": stored.file_path}
         if method == "sendMessage":
             return self._sent_message(params, text=params.get("text", ""))
+        if method == "editMessageText":
+            return self._sent_message(params, text=params.get("text", ""))
+        if method == "deleteMessage":
+            return True
         if method == "sendDocument":
             name, data = files.get("document", ("document", b""))
             return self._sent_message(params, document={"file_id": f"SENT{len(self.calls)}",

@@ -55,8 +55,9 @@ class ClientConfig:
     """Most packets read while indexing a clip's video stream (5 min at 300 fps): a stuffed file is refused."""
     video_work_long_side: int = 1280
     """Long side of a sampled frame's working image (boxes and crops refer to it)."""
-    video_batch: int = 32
-    """Face crops per Predict call for a clip."""
+    video_batch: int = 16
+    """Face crops per Predict call for a clip (16 lossless 224 px PNGs are ~2.4 MB: under gRPC's default 4 MB
+    message limit, which a server may keep)."""
 
     @property
     def draft_long_side(self) -> int:

@@ -346,16 +346,14 @@ class VideoUpload:
         with _as_corrupt("decode"):
             container = _open_container(self.data)
         with container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            decoder: Iterator | None = None
+            decoder: _Decoder | None = None
             given = 0
             for step in steps:
                 try:
-                    if decoder is None or step.seek_to is not None:
-                        decoder = self._seek(container, stream, step.seek_to or 0)
                     with _as_corrupt("decode"):
-                        frame = self._decode_to(decoder, step.target)
+                        if decoder is None or step.seek_to is not None:
+                            decoder = self._seek(container, step.seek_to or 0)
+                        frame = decoder.decode_to(self.index.pts[step.target])
                 except CorruptVideo as exc:
                     if not given:
                         raise
@@ -371,25 +369,20 @@ class VideoUpload:
                     on_frame(sampled)
                 yield sampled
 
-    def _seek(self, container, stream, frame: int) -> Iterator:
-        """A fresh decoding iterator positioned at the keyframe `frame` (the start of the stream for frame 0)."""
-        with _as_corrupt("seek"):
-            self.seeks += 1
-            container.seek(self.index.pts[frame], stream=stream, backward=True, any_frame=False)
-            return container.decode(stream)
+    def _seek(self, container, frame: int) -> "_Decoder":
+        """A decoder positioned at the keyframe `frame` (FFmpeg's seek also flushes the codec's buffers)."""
+        self.seeks += 1
+        stream = container.streams.video[0]
+        container.seek(self.index.pts[frame], stream=stream, backward=True, any_frame=False)
+        return _Decoder(container, stream, self)
 
-    def _decode_to(self, decoder: Iterator, target: int):
-        """Decode on until the target frame (or the first past it); None when the stream ends first."""
+    def count_decoded(self) -> None:
+        """One more frame out of the decoder; refuse the clip past the decode cap."""
+        self.decoded += 1
         cap = self.config.video_max_decoded_frames
-        target_pts = self.index.pts[target]
-        for frame in decoder:
-            self.decoded += 1
-            if self.decoded > cap:
-                raise VideoTooManyFrames(f"The clip needs more than {cap:,} frames decoded to check. Please send a "
-                                         f"shorter clip.", detail=f"decoded > {cap}")
-            if frame.pts is not None and frame.pts >= target_pts:
-                return frame
-        return None
+        if self.decoded > cap:
+            raise VideoTooManyFrames(f"The clip needs more than {cap:,} frames decoded to check. Please send a "
+                                     f"shorter clip.", detail=f"decoded > {cap}")
 
     def _image(self, frame) -> Image.Image:
         """The frame as an RGB image no longer than config.video_work_long_side, turned upright."""
@@ -398,6 +391,38 @@ class VideoUpload:
         size = (max(2, round(w * scale)), max(2, round(h * scale)))
         image = frame.to_image(width=size[0], height=size[1]) if scale < 1.0 else frame.to_image()
         return upright(image, int(getattr(frame, "rotation", 0) or 0))
+
+
+SKIPPABLE_CODECS = {"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", "h263"}
+"""Decoders that skip non-reference frames correctly (AVDISCARD_NONREF): on the way to a target, frames no other
+frame is predicted from are not decoded at all (x264's B-frames: about half of an H.264 stream's frames)."""
+
+
+class _Decoder:
+    """Packets of the video stream decoded one by one up to a target timestamp, non-reference frames before the
+    target skipped where the codec allows it (a skipped frame cannot change any frame decoded after it)."""
+
+    def __init__(self, container, stream, upload: VideoUpload) -> None:
+        self.packets = container.demux(stream)
+        self.ctx = stream.codec_context
+        self.skip = self.ctx.name in SKIPPABLE_CODECS
+        self.upload = upload
+        self.pending: list = []
+
+    def decode_to(self, target_pts: int):
+        """The target frame (or the first shown after it); None when the stream ends first."""
+        while True:
+            while self.pending:
+                frame = self.pending.pop(0)
+                self.upload.count_decoded()
+                if frame.pts is not None and frame.pts >= target_pts:
+                    return frame
+            packet = next(self.packets, None)
+            if packet is None:
+                return None
+            if self.skip:
+                self.ctx.skip_frame = "DEFAULT" if packet.pts is None or packet.pts == target_pts else "NONREF"
+            self.pending = list(self.ctx.decode(packet))
 
 
 def upright(image: Image.Image, rotation: int) -> Image.Image:

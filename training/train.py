@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -388,18 +389,27 @@ def head_tail(model):
 
 
 def trainable_from_blocks(model, n_blocks: int) -> int | None:
-    """Index (inside MobileNetV2) of the first layer of the top `n_blocks` blocks; None when 0."""
+    """Index (inside the backbone) of the first layer of the top `n_blocks` numbered blocks; None when 0.
+
+    Blocks are MobileNetV2's `block_N_*` or MobileNetV1's `conv_dw_N`/`conv_pw_N` layers; a backbone without
+    numbered blocks is fine-tuned whole."""
     from training.model import backbone_of
 
     if n_blocks <= 0:
         return None
     net = backbone_of(model).layers[-1]
-    names = [layer.name for layer in net.layers]
-    blocks = sorted({int(n.split("_")[1]) for n in names if n.startswith("block_")})
+    numbers = [_block_number(layer.name) for layer in net.layers]
+    blocks = sorted({n for n in numbers if n is not None})
     if n_blocks > len(blocks):
         return 0
     first = blocks[max(0, len(blocks) - n_blocks)]
-    return next(i for i, n in enumerate(names) if n.startswith(f"block_{first}_"))
+    return next(i for i, n in enumerate(numbers) if n == first)
+
+
+def _block_number(name: str) -> int | None:
+    """The block a backbone layer belongs to, from its Keras name (None for stem and head layers)."""
+    match = re.match(r"^(?:block|conv_dw|conv_pw)_(\d+)_?", name)
+    return int(match.group(1)) if match else None
 
 
 def finetune_schedule(cfg: TrainConfig):

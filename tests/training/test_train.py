@@ -158,3 +158,22 @@ def test_class_weights_balance_the_classes():
     assert w[0] * 3 == pytest.approx(w[1] * 1)
     assert (3 * w[0] + w[1]) / 4 == pytest.approx(1.0)
     assert class_weights(np.array([1, 1])) == {0: 1.0, 1: 1.0}
+
+
+@pytest.mark.parametrize("names, n_blocks, first", [
+    (["input", "Conv1", "block_1_expand", "block_1_project", "block_2_expand", "block_2_add", "Conv_1"], 1, "block_2_expand"),
+    (["input", "conv1", "conv_dw_1", "conv_pw_1", "conv_dw_2", "conv_dw_2_bn", "conv_pw_2_relu"], 1, "conv_dw_2"),
+    (["input", "conv1", "conv_dw_1", "conv_pw_1", "conv_dw_2", "conv_pw_2"], 2, "conv_dw_1"),
+])
+def test_fine_tuning_starts_at_the_top_blocks_of_either_mobilenet(names, n_blocks, first, monkeypatch):
+    """The face-identity MobileNetV1 can be fine-tuned from its top blocks only, as MobileNetV2 is."""
+    import training.model
+    from training.train import trainable_from_blocks
+
+    class Net:
+        layers = [type("L", (), {"name": n})() for n in names]
+
+    monkeypatch.setattr(training.model, "backbone_of", lambda model: type("B", (), {"layers": [Net]})())
+    assert names[trainable_from_blocks(object(), n_blocks)] == first
+    assert trainable_from_blocks(object(), 0) is None
+    assert trainable_from_blocks(object(), 99) == 0

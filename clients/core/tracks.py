@@ -14,7 +14,7 @@ from clients.core.facecrop import Box
 
 MIN_IOU = 0.3
 """Overlap (intersection over union) at which a box surely continues a track."""
-MAX_CENTRE_SHIFT = 1.0
+MAX_CENTRE_SHIFT = 1.5
 """Without overlap, a box still continues a track when its centre is within this many face sizes of the track's
 last box and the sizes differ by less than MAX_SIZE_RATIO."""
 MAX_SIZE_RATIO = 1.6

@@ -1,14 +1,18 @@
-"""deepfake-scan: check image files from the command line.
+"""deepfake-scan: check image and video files from the command line.
 
     deepfake-scan FILE_OR_DIR... [--json] [--pdf DIR] [--target HOST:PORT] [--timeout S] [--jobs N]
 
 Prints a table (or one JSON object per line with --json) on stdout, in file order, and a progress bar on stderr.
 --jobs files are checked at once (default 2): one file's decoding and face search overlaps another's request.
-Folders are searched recursively and each file's first bytes decide whether it is an image (so .jfif and files
-without an extension are checked too); files that are not JPEG, PNG or WebP are listed on stderr as skipped.
-Exit codes: 0 every file scanned and none judged fake, 1 at least one fake, 2 at least one file could not be
+Folders are searched recursively and each file's first bytes decide whether it is an image or a clip (so .jfif and
+files without an extension are checked too); files that are neither (JPEG, PNG, WebP; MP4, MOV, WebM, MKV, animated
+GIF) are listed on stderr as skipped. A clip's row gives its verdict and face tracks, then one line per track; its
+JSON is the ClipVerdict ("kind": "video") with a per-frame table ("frames": time, keyframe, each face's box, track
+and score).
+Exit codes (photos and clips alike): 0 every file scanned and none judged fake, 1 at least one fake, 2 at least one file could not be
 checked, or nothing to check was found (errors win over fakes, because the scan is then incomplete).
-'uncertain' does not count as fake, nor does an image without a face: it gets no real/fake verdict ('no_face').
+'uncertain' does not count as fake, nor does an image or clip without a face: it gets no real/fake verdict
+('no_face').
 """
 from __future__ import annotations
 
@@ -28,11 +32,13 @@ from tqdm import tqdm
 from clients.core.config import ClientConfig
 from clients.core.detector import Detector
 from clients.core.errors import DetectorError, DetectorUnavailable
+from clients.core.clip_verdict import ClipVerdict
 from clients.core.verdict import Label, Verdict
+from clients.core.video import VIDEO_TYPES, container_kind, gif_is_animated
 
 IMAGE_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"))
 """Leading bytes of the accepted formats (WebP is RIFF....WEBP, checked in image_kind)."""
-SNIFF_BYTES = 12
+SNIFF_BYTES = 64
 SHOWN_SKIPPED = 10
 """Skipped files named one by one on stderr; beyond this, only how many more."""
 NAME_COLUMN_MAX = 60
@@ -68,10 +74,11 @@ class Outcome:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line, with the target defaulting to TF_SERVING_TARGET."""
-    ap = argparse.ArgumentParser(prog="deepfake-scan", description="Check images for manipulated or generated faces.")
+    ap = argparse.ArgumentParser(prog="deepfake-scan",
+                                 description="Check images and video clips for manipulated or generated faces.")
     ap.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR",
-                    help="image files, or folders searched recursively for JPEG, PNG and WebP images "
-                         "(by content, whatever the file name)")
+                    help=f"image or video files, or folders searched recursively for JPEG, PNG and WebP images and "
+                         f"{VIDEO_TYPES} clips (by content, whatever the file name)")
     ap.add_argument("--json", action="store_true", help="print one JSON object per file instead of a table")
     ap.add_argument("--pdf", type=Path, metavar="DIR", help="also write a PDF report per file into DIR")
     ap.add_argument("--target", help="model server HOST:PORT (default: $TF_SERVING_TARGET or localhost:8500)")
@@ -99,11 +106,18 @@ def image_kind(head: bytes) -> str | None:
     return next((kind for magic, kind in IMAGE_MAGIC if head.startswith(magic)), None)
 
 
-def _is_image_file(path: Path) -> bool:
-    """Whether a file found in a folder starts like an accepted image (unreadable files count as not)."""
+def _is_checkable_file(path: Path) -> bool:
+    """Whether a file found in a folder starts like an accepted image or clip (an animated GIF, not a still one;
+    unreadable files count as not)."""
     try:
         with open(path, "rb") as fh:
-            return image_kind(fh.read(SNIFF_BYTES)) is not None
+            head = fh.read(SNIFF_BYTES)
+            if image_kind(head) is not None:
+                return True
+            kind = container_kind(head)
+            if kind == "GIF":
+                return gif_is_animated(head + fh.read())
+            return kind is not None
     except OSError:
         return False
 
@@ -124,7 +138,7 @@ def expand(paths: Iterable[Path]) -> Found:
     for p in paths:
         if p.is_dir():
             candidates = sorted(f for f in p.rglob("*") if f.is_file())
-            images = [f for f in candidates if _is_image_file(f)]
+            images = [f for f in candidates if _is_checkable_file(f)]
             kept = set(images)
             found.files.extend(images)
             found.skipped.extend(f for f in candidates if f not in kept)
@@ -140,9 +154,10 @@ def expand(paths: Iterable[Path]) -> Found:
 def report_skipped(found: Found) -> None:
     """Say on stderr which folders held no image and which files were not checked, so nothing is dropped silently."""
     for folder in found.empty_dirs:
-        print(f"warning: no JPEG, PNG or WebP image in {folder}", file=sys.stderr)
+        print(f"warning: no JPEG, PNG or WebP image in {folder}, nor any {VIDEO_TYPES} clip", file=sys.stderr)
     if found.skipped:
-        print(f"skipped {len(found.skipped)} file(s) that are not JPEG, PNG or WebP images:", file=sys.stderr)
+        print(f"skipped {len(found.skipped)} file(s) that are neither JPEG, PNG or WebP images nor {VIDEO_TYPES} "
+              "clips:", file=sys.stderr)
         for path in found.skipped[:SHOWN_SKIPPED]:
             print(f"  {path}", file=sys.stderr)
         if len(found.skipped) > SHOWN_SKIPPED:
@@ -150,15 +165,15 @@ def report_skipped(found: Found) -> None:
 
 
 def scan_one(path: Path, client: Detector, config: ClientConfig, pdf_dir: Path | None) -> Outcome:
-    """Check one file; every domain error becomes an Outcome, never an exception."""
-    from clients.core.analyze import analyze
+    """Check one file, photo or clip by its content; every domain error becomes an Outcome, never an exception."""
+    from clients.core.clip import analyze_any
 
     try:
         data = path.read_bytes()
     except OSError as exc:
         return Outcome(path, error_kind="ReadError", error=f"Cannot read the file: {exc.strerror or exc}.")
     try:
-        analysis = analyze(data, path.name, client, config)
+        analysis = analyze_any(data, path.name, client, config)
     except DetectorError as exc:
         return Outcome(path, error_kind=type(exc).__name__, error=exc.user_message)
     out = Outcome(path, verdict=verdict_dict(analysis.verdict))
@@ -167,8 +182,9 @@ def scan_one(path: Path, client: Detector, config: ClientConfig, pdf_dir: Path |
     return out
 
 
-def verdict_dict(verdict: Verdict) -> dict:
-    """The verdict's JSON with the label a person is shown and the headline (no face: 'no_face', no real/fake)."""
+def verdict_dict(verdict: Verdict | ClipVerdict) -> dict:
+    """The verdict's JSON with the label a person is shown and the headline (no face: 'no_face', no real/fake);
+    a clip's is its ClipVerdict ("kind": "video", per track and per frame)."""
     return dict(verdict.to_dict(), shown_label=verdict.shown_label, headline=verdict.headline)
 
 
@@ -201,11 +217,16 @@ def scan_all(files: list[Path], client: Detector, config: ClientConfig, pdf_dir:
 
 
 def write_pdf(analysis, path: Path, pdf_dir: Path) -> str:
-    """Write the PDF report beside the others in pdf_dir; return its path."""
-    from clients.core.report import render_pdf
+    """Write the PDF report (a photo's or a clip's) beside the others in pdf_dir; return its path."""
+    from clients.core.clip import ClipAnalysis
+
+    if isinstance(analysis, ClipAnalysis):
+        from clients.core.clip_report import render_clip_pdf as render
+    else:
+        from clients.core.report import render_pdf as render
 
     pdf_dir.mkdir(parents=True, exist_ok=True)
-    data = render_pdf(analysis)
+    data = render(analysis)
     n = 1
     while True:  # exclusive create: two files of the same name scanned at once never share a report
         target = pdf_dir / (f"{path.stem}.pdf" if n == 1 else f"{path.stem}-{n}.pdf")
@@ -258,6 +279,8 @@ def table_row(o: Outcome, width: int) -> str:
     if o.verdict is None:
         return f"{name}  {'ERROR':<9}  {'':>10}  {'':>6}  {'':>5}  {o.error}"
     v = o.verdict
+    if v.get("kind") == "video":
+        return clip_rows(v, name)
     faces = "none" if v["whole_image"] else str(len(v["faces"]))
     notes = "; ".join(w["code"] for w in v["warnings"])
     confidence = "" if v["whole_image"] else f"{v['confidence']:.1%}"  # no verdict, so no confidence in one
@@ -265,8 +288,23 @@ def table_row(o: Outcome, width: int) -> str:
             f"{faces:>5}  {notes}")
 
 
+def clip_rows(v: dict, name: str) -> str:
+    """A clip's table row (faces column: its face tracks) and one indented line per track, most suspicious first."""
+    tracks = v["tracks"]
+    notes = "; ".join([f"video {v['duration_s']:.0f} s, {len(v['frames'])} frames"] + [w["code"] for w in v["warnings"]])
+    confidence = f"{v['confidence']:.1%}" if tracks else ""
+    score = f"{v['fake_probability']:>6.3f}" if tracks else f"{'':>6}"
+    lines = [f"{name}  {shown_label(v):<9}  {confidence:>10}  {score}  {len(tracks) or 'none':>5}  {notes}"]
+    for t in sorted(tracks, key=lambda t: -t["fake_probability"]):
+        times = {f["index"]: f["time_s"] for f in v["frames"]}
+        top = ", ".join(f"{times.get(i, 0.0):.1f} s" for i in t["driving_frames"][:3])
+        lines.append(f"    face track {t['track_id']}: {t['label']} (confidence {t['confidence']:.0%}), fake score "
+                     f"{t['fake_probability']:.3f} over {len(t['frame_indices'])} frames; most suspicious at {top}")
+    return "\n".join(lines)
+
+
 def is_fake(o: Outcome) -> bool:
-    """Whether a file was judged fake: an image without a face never is (the model judged no face)."""
+    """Whether a file was judged fake: an image or clip without a face never is (the model judged no face)."""
     return o.verdict is not None and shown_label(o.verdict) == Label.FAKE
 
 
@@ -289,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     report_skipped(found)
     files, outcomes = found.files, found.missing
     if not files and not outcomes:
-        print("Nothing to check: no JPEG, PNG or WebP image was found.", file=sys.stderr)
+        print(f"Nothing to check: no JPEG, PNG or WebP image nor {VIDEO_TYPES} clip was found.", file=sys.stderr)
         return EXIT_ERROR
     width = name_width(files + [o.path for o in outcomes])
     if not args.json:

@@ -286,7 +286,7 @@ async def check_file(message: Message, context: ContextTypes.DEFAULT_TYPE, file_
             else:
                 await answer_image(message, context, data, filename)
         except DetectorError as err:
-            log.info("%s refused: %s: %s", "video" if video else "file", type(err).__name__, err)
+            log.info("%s refused: %s: %s", "video" if video else "image", type(err).__name__, err)
             await message.reply_text(err.user_message, do_quote=True)
 
 

@@ -158,13 +158,14 @@ def timeline_image(verdict: ClipVerdict, track: TrackResult, size: tuple[int, in
     draw.text((left + pw - 6 * unit, y_of(verdict.threshold) - 4 * unit),
               f"threshold {base.format_score(verdict.threshold)}", fill=AXIS, font=tiny, anchor="rb")
     step = _time_step(duration)
-    tick = 0.0
-    while tick <= duration + 1e-9:
+    ticks = int(duration / step + 1e-9)
+    for k in range(ticks + 1):
+        tick = k * step
         x = x_of(tick)
         draw.line((x, top + ph, x, top + ph + 6 * unit), fill=AXIS, width=max(1, round(unit)))
-        draw.text((x, top + ph + 22 * unit), clip_time(tick).removesuffix(".0") if step >= 1 else clip_time(tick),
-                  fill=AXIS, font=small, anchor="mm")
-        tick += step
+        text = clip_time(tick).removesuffix(".0") if step >= 1 else clip_time(tick)
+        half = draw.textlength(text, font=small) / 2
+        draw.text((min(x, w - 2 * unit - half), top + ph + 22 * unit), text, fill=AXIS, font=small, anchor="mm")
     draw.text((left + pw / 2, h - 6 * unit), "time in the clip (m:ss)", fill=AXIS, font=tiny, anchor="mb")
     draw.text((left, top - 8 * unit), "fake score", fill=AXIS, font=tiny, anchor="lb")
     draw.rectangle((left, top, left + pw, top + ph), outline=AXIS, width=max(1, round(unit)))
@@ -354,7 +355,7 @@ def _details(pdf: FPDF, v: ClipVerdict, picture: Image.Image | None) -> None:
         ("Rule", v.rule),
     ]
     if v.timings_ms:
-        rows.append(("Time", ", ".join(f"{k} {ms:.0f} ms" for k, ms in v.timings_ms.items())))
+        rows.append(("Time", ", ".join(f"{k.replace('_', ' ')} {ms:.0f} ms" for k, ms in v.timings_ms.items())))
     for label, value in rows:
         pdf.set_x(x)
         pdf.set_font(base.MAIN_FONT, "B", 8)

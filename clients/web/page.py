@@ -277,7 +277,7 @@ def history_entry(outcome: FileOutcome) -> HistoryEntry:
 
 def pdf_name(filename: str) -> str:
     """The report's file name: the upload's stem plus '-report.pdf', safe for any browser."""
-    stem = os.path.splitext(os.path.basename(filename))[0] or "upload"
+    stem = os.path.splitext(os.path.basename(filename))[0] or "image"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:80]
     return f"{safe}-report.pdf"
 
@@ -591,8 +591,8 @@ def render_clip(outcome: FileOutcome, show_heatmap: bool) -> None:
         st.markdown(explain_clip(v))
         for w in v.warnings:
             st.warning(w.message, icon="⚠️")
-        w, h = v.video_size
-        st.caption(timing_text(outcome) + f" Clip {w}×{h}, {v.duration_s:.1f} s. Model {v.model_name} "
+        width, height = v.video_size
+        st.caption(timing_text(outcome) + f" Clip {width}×{height}, {v.duration_s:.1f} s. Model {v.model_name} "
                    f"v{v.model_version}.")
         st.download_button("Download PDF report", data=outcome.pdf, file_name=pdf_name(outcome.filename),
                            mime="application/pdf", key=f"pdf-{outcome.key}", on_click="ignore",

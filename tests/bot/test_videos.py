@@ -51,13 +51,18 @@ def assert_clip_reply(text: str, verdict: ClipVerdict) -> None:
         assert "track score" in line and "frames" in line
 
 
-def test_video_gets_clip_verdict_then_clip_pdf(telegram, served_config, run_bot):
+def test_video_gets_clip_verdict_then_clip_pdf(telegram, served_config, run_bot, bot_logs, disk_writes):
+    """A video: the clip verdict quoting it, then the clip PDF; in memory only, and its name is never logged."""
     data = face_clip("mp4", source="synthetic")
     expected = expected_clip(data, served_config)
     assert expected.tracks, "the drawn face is found"
-    with run_bot(served_config):
+    with disk_writes() as writes, run_bot(served_config):
         message = telegram.send_video(71, data, "holiday clip.mp4")
         document, = telegram.wait_calls("sendDocument", 1, chat_id=71, timeout=90)
+    assert writes == [], f"files written while handling a video: {writes}"
+    ours = [line for line in bot_logs.getvalue().splitlines() if " clients." in line]   # PTB's DEBUG shows updates
+    assert any("checked one clip" in line for line in ours)
+    assert not [line for line in ours if "holiday clip" in line], "the bot and the core never log a file's name"
     reply, = answers(telegram, 71)
     assert reply.splitlines()[:-1] == clip_verdict_text(expected).splitlines()[:-1], \
         "the core's verdict in the same words (the time taken aside)"

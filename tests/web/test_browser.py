@@ -194,3 +194,29 @@ def mean_rgb(css_colour: str) -> float:
     """Mean of the R, G, B channels of a computed CSS colour 'rgb(r, g, b)'."""
     inner = css_colour[css_colour.index("(") + 1: css_colour.index(")")]
     return sum(float(x) for x in inner.split(",")[:3]) / 3
+
+
+def test_clip_in_a_real_browser(browser, page_url, tmp_path):
+    """A short clip: the clip verdict, a score-over-time picture per face track, the driving frames and the PDF."""
+    from selenium.webdriver.common.by import By
+
+    from tests.clients.clips import face_clip
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.get(page_url)
+    wait_for(lambda: "Online" in body_text(browser), 60, "the server status in the sidebar")
+    clip = tmp_path / "street interview.mp4"
+    clip.write_bytes(face_clip("mp4", seconds=4.0, source="synthetic", seed=5))
+    upload_files(browser, clip)
+    wait_for(text_when(browser, lambda t: "Score over time, per face track" in t and "Download PDF report" in t),
+             180, "the clip's verdict")
+    wait_idle(browser)
+    text = body_text(browser)
+    assert sum(text.count(w) for w in VERDICT_WORDS) >= 1, text
+    assert "street interview.mp4" in text and "Face tracks" in text and "Frames that drove the verdict" in text
+    assert "track score" in text and "Traceback" not in text
+    plots = [img for img in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
+             if img.get_attribute("naturalWidth") == "1200"]
+    assert plots, "the score-over-time picture is shown at its full width"
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", plots[0])
+    browser.save_screenshot(str(ARTIFACTS / "web-clip.png"))

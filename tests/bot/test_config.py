@@ -50,6 +50,11 @@ def test_config_from_env_reads_limits_and_urls():
     assert BotConfig.from_env({"TELEGRAM_BOT_TOKEN": TOKEN}).start_attempts == 0  # keep trying until Telegram answers
     with pytest.raises(ConfigError, match="BOT_START_RETRY_S"):
         BotConfig.from_env({"TELEGRAM_BOT_TOKEN": TOKEN, "BOT_START_RETRY_S": "0"})
+    progress = BotConfig.from_env({"TELEGRAM_BOT_TOKEN": TOKEN, "BOT_PROGRESS_AFTER_S": "0",
+                                   "BOT_PROGRESS_EVERY_S": "1.5"})
+    assert (progress.progress_after_s, progress.progress_every_s) == (0.0, 1.5)
+    with pytest.raises(ConfigError, match="BOT_PROGRESS_EVERY_S"):
+        BotConfig.from_env({"TELEGRAM_BOT_TOKEN": TOKEN, "BOT_PROGRESS_EVERY_S": "0"})
 
 
 def test_missing_token_exits_2_with_one_line():

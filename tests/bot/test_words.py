@@ -96,3 +96,25 @@ def test_about_shows_the_model_in_words_not_internal_paths(tmp_path):
     assert "deepfake_detector, version 3" in text and "threshold 0.42, uncertain band 0.385–0.455" in text
     assert "UTKFace" in text and "MobileStyleGAN" in text and "Deepfake Detection Challenge" in text
     assert "/" not in text and ".json" not in text and "shared" not in text and "configs" not in text
+
+
+def test_clip_reply_lists_tracks_in_order_or_says_no_face():
+    """A clip's reply: headline, score with the rule and band, one numbered line per face track (Face 1 appears
+    first), warnings; a clip without faces says so and gives no score."""
+    from clients.bot.handlers import clip_verdict_text
+    from tests.clients.test_clip_report import clip_analysis
+
+    clip = clip_analysis(warnings=[QualityWarning("small_face", "The face is small in most frames.")]).verdict
+    text = clip_verdict_text(clip)
+    lines = text.splitlines()
+    assert lines[0] == f"🔴 {clip.headline}"
+    assert "threshold 0.42, uncertain band 0.385–0.455" in text and f"Rule: {clip.rule}." in text
+    assert "16 frames checked over 0:10.0" in text and "Faces (2):" in text
+    first = next(line for line in lines if line.startswith("1. "))
+    second = next(line for line in lines if line.startswith("2. "))
+    assert first.startswith("1. fake") and "seen in 16 of 16 frames" in first and "most telling at 0:0" in first
+    assert second.startswith("2. real") and "seen in 8 of 16 frames" in second
+    assert "⚠️ The face is small in most frames." in text and "v5" in text
+    empty = clip_analysis(tracks=0).verdict
+    words = clip_verdict_text(empty)
+    assert words.startswith("⚪ No face found") and "none showed a face" in words and "Fake score" not in words

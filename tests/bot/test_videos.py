@@ -16,7 +16,7 @@ from clients.core.errors import CorruptVideo, NoVideoStream, VideoFileTooLarge
 from clients.core.grpc_client import DetectorClient
 from clients.core.verdict import LABEL_WORDS, score_text
 from tests.bot.fake_telegram import FakeTelegram
-from tests.clients.clips import audio_only, face_clip, truncated
+from tests.clients.clips import audio_only, face_clip, faceless_clip, truncated
 
 pytestmark = pytest.mark.integration
 PROGRESS_MARK = CLIP_PROGRESS.split(" ")[0]
@@ -96,6 +96,20 @@ def test_video_note_and_animations_get_clip_verdicts(telegram, served_config, ru
         name, text, _ = pdf_of(telegram, chat)
         assert name.startswith("deepfake-clip-report-") and "video clip" in text
     assert len([p for p in telegram.downloads if p.startswith("animations/")]) == 1, "an animation is checked once"
+
+
+def test_a_clip_without_faces_gets_no_verdict_but_says_so(telegram, served_config, run_bot):
+    """A WebM file of an empty scene: 'No face found', no score, and the clip PDF saying the same."""
+    data = faceless_clip("webm")
+    expected = expected_clip(data, served_config)
+    assert expected.no_face
+    with run_bot(served_config):
+        telegram.send_document(84, data, "empty room.webm", "video/webm")
+        telegram.wait_calls("sendDocument", 1, chat_id=84, timeout=90)
+    reply, = answers(telegram, 84)
+    assert reply.startswith("⚪ No face found") and "Fake score" not in reply
+    _, text, keywords = pdf_of(telegram, 84)
+    assert "No face found" in text and "Likely" not in text and "label:no_face" in keywords
 
 
 def test_bad_and_oversized_videos_get_one_line_reasons(telegram, served_config, run_bot):

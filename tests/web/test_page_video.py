@@ -10,7 +10,7 @@ from pypdf import PdfReader
 
 from clients.core import errors
 from clients.web.page import ACCEPTED_TYPES, FileOutcome, explain_clip, history_entry
-from tests.clients.clips import audio_only, face_clip, long_clip, truncated
+from tests.clients.clips import audio_only, face_clip, faceless_clip, long_clip, truncated
 from tests.helpers import free_port
 from tests.web.test_page import image_captions, outcomes, page, texts, upload
 
@@ -28,10 +28,15 @@ def test_uploader_takes_every_video_kind():
 def test_clip_gets_verdict_track_plot_frames_and_pdf(monkeypatch, model_server):
     at = page(monkeypatch, model_server)
     upload(at, ("moving face.mp4", face_clip("mp4", source="synthetic"), "video/mp4"),
-           ("animation.gif", face_clip("gif", source="synthetic"), "image/gif"))
+           ("animation.gif", face_clip("gif", source="synthetic"), "image/gif"),
+           ("empty room.webm", faceless_clip("webm"), "video/webm"))
 
     results = outcomes(at)
-    assert [o.ok for o in results] == [True, True], [o.error for o in results]
+    assert [o.ok for o in results] == [True, True, True], [o.error for o in results]
+    empty = results.pop()
+    assert empty.clip.no_face and empty.clip.shown_label == "no_face"
+    assert empty.timelines == [] and empty.tracks == [] and empty.frames == []
+    assert "No face found" in PdfReader(io.BytesIO(empty.pdf)).pages[0].extract_text()
     for o in results:
         v = o.clip
         assert v is not None and o.verdict is None, "a clip gets a clip verdict"
@@ -46,16 +51,18 @@ def test_clip_gets_verdict_track_plot_frames_and_pdf(monkeypatch, model_server):
     shown = texts(at)
     assert shown.count("Score over time, per face track") == 2
     assert all(explain_clip(o.clip) in shown for o in results)
-    assert shown.count("df-label") >= 2 and "Traceback" not in shown
+    assert shown.count("df-label") >= 3 and "Traceback" not in shown
+    assert shown.count('class="df-label">No face found<') == 1 and explain_clip(empty.clip) in shown
     captions = image_captions(at)
     assert sum(c.startswith("Face 1: ") and "track score" in c for c in captions) == 2, captions   # the plots
     assert any("(heatmap)" in c for c in captions), "the driving face's heatmap is shown"
-    assert len(at.table) == 2, "one track table per clip"
-    assert sum(b.label == "Download PDF report" for b in at.get("download_button")) == 2
+    assert len(at.table) == 2, "one track table per clip with faces"
+    assert sum(b.label == "Download PDF report" for b in at.get("download_button")) == 3
     history = at.session_state["history"]
-    assert [h.filename for h in history] == ["animation.gif", "moving face.mp4"]
-    assert history[1] == history_entry(results[0])
-    assert history[1].faces == len(results[0].clip.tracks)
+    assert [h.filename for h in history] == ["empty room.webm", "animation.gif", "moving face.mp4"]
+    assert history[0].label == "no_face" and history[0].faces == 0
+    assert history[2] == history_entry(results[0])
+    assert history[2].faces == len(results[0].clip.tracks)
 
 
 def test_bad_clips_each_get_their_one_line_reason(monkeypatch):

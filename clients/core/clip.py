@@ -2,7 +2,8 @@
 batched requests -> per-track scores -> a ClipVerdict, with the photo path's face detector, crop rule and label rules.
 
 Decoding runs on a worker thread while faces are searched on the frames already decoded (PyAV and OpenCV's nets
-release the GIL), so on two cores the two overlap."""
+release the GIL), so on two cores the two overlap; each batch of crops is sent as soon as it is full, so the model
+server works on the first faces while later frames are still being searched."""
 from __future__ import annotations
 
 import asyncio
@@ -10,6 +11,7 @@ import hashlib
 import queue
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -20,17 +22,20 @@ from clients.core.clip_verdict import ClipVerdict, FrameFace, FrameResult, Track
 from clients.core.config import ClientConfig
 from clients.core.detector import AsyncDetector, Detector
 from clients.core.facecrop import Box, square_box
-from clients.core.faces import detect_faces
+from clients.core.faces import detect_faces, first_pass
 from clients.core.grpc_client import Prediction
 from clients.core.tracks import group_by_track, link_tracks
 from clients.core.verdict import Label, QualityWarning
 from clients.core.video import SampledFrame, VideoInfo, VideoUpload, is_video
-from clients.core.workers import background
+from clients.core.workers import background, lazy_pool
 from serving.contract import confidence_for, label_for
 
 Progress = Callable[[int, int], None]
 """progress(done, total): called after each sampled frame is decoded and searched for faces, and once more when the
 model has answered (done == total)."""
+
+_requests = lazy_pool(2, "clip-predict")
+"""Threads that carry a clip's Predict calls while its later frames are still being searched for faces."""
 
 FEW_FACES_FRACTION = 0.25
 """Below this share of sampled frames with a face, the verdict carries a warning: it rests on few views."""
@@ -109,8 +114,35 @@ def _decoded_frames(upload: VideoUpload, steps) -> Iterable[SampledFrame]:
                 pass
 
 
-def prepare_clip(data: bytes | VideoUpload, config: ClientConfig, progress: Progress | None = None) -> PreparedClip:
-    """The CPU part of a clip check: caps, sampled frames, faces on each, tracks, crops and their encodings."""
+class Sender:
+    """Sends a clip's encoded crops in batches of `size` as they come (`send(batch)` returns a Future of its
+    Prediction), so requests overlap the search for faces on later frames; answers are kept in order."""
+
+    def __init__(self, send: Callable[[list[bytes]], Future], size: int) -> None:
+        self.send = send
+        self.size = max(1, size)
+        self.waiting: list[bytes] = []
+        self.sent: list[Future] = []
+
+    def add(self, encoded: list[bytes]) -> None:
+        """Queue crops; send every full batch."""
+        self.waiting.extend(encoded)
+        while len(self.waiting) >= self.size:
+            self.sent.append(self.send(self.waiting[:self.size]))
+            del self.waiting[:self.size]
+
+    def flush(self) -> list[Future]:
+        """Send what is left (a last, smaller batch); the futures of every batch, in order."""
+        if self.waiting:
+            self.sent.append(self.send(self.waiting))
+            self.waiting = []
+        return self.sent
+
+
+def prepare_clip(data: bytes | VideoUpload, config: ClientConfig, progress: Progress | None = None,
+                 sender: Sender | None = None) -> PreparedClip:
+    """The CPU part of a clip check: caps, sampled frames, faces on each, tracks, crops and their encodings (handed
+    to `sender` as they are made, when there is one)."""
     t_total = time.perf_counter()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -126,10 +158,13 @@ def prepare_clip(data: bytes | VideoUpload, config: ClientConfig, progress: Prog
     t0 = time.perf_counter()
     for frame in _decoded_frames(upload, steps):  # decoding runs ahead on a worker thread
         t1 = time.perf_counter()
-        found = detect_faces(frame.image, config)
+        coarse = first_pass(frame.small, config) if frame.small is not None else None
+        found = detect_faces(frame.image, config, coarse)  # further passes only when the first found nothing
         t2 = time.perf_counter()
         cut.append([encode_crop(frame.image.crop(square_box(b, frame.image.size, config.crop_margin))) for b in found])
         t_crops += time.perf_counter() - t2
+        if sender is not None:
+            sender.add([png for _, png in cut[-1]])
         t_faces += t2 - t1
         frames.append(frame)
         boxes.append(found)
@@ -164,12 +199,6 @@ def clip_warnings(planned: int, frames: list[SampledFrame], boxes: list[list[Box
         out.append(QualityWarning("few_face_frames", f"A face was found on only {with_face} of {len(frames)} "
                                                      "checked frames: the verdict rests on few views."))
     return out
-
-
-def batches(items: list[bytes], size: int) -> list[list[bytes]]:
-    """The crops cut into requests of at most `size`."""
-    size = max(1, size)
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def merge_predictions(parts: list[Prediction]) -> Prediction:
@@ -233,10 +262,12 @@ def analyze_clip(data: bytes, filename: str, detector: Detector, config: ClientC
     DetectorUnavailable/ModelError. progress(done, total) is called on this thread."""
     config = config or ClientConfig.from_env()
     t_total = time.perf_counter()
-    prep = prepare_clip(data, config, progress)
+    sender = Sender(lambda batch: _requests().submit(detector.predict, batch), config.video_batch)
+    prep = prepare_clip(data, config, progress, sender)
+    sent = sender.flush()
     t0 = time.perf_counter()
     if prep.encoded:
-        pred = merge_predictions([detector.predict(part) for part in batches(prep.encoded, config.video_batch)])
+        pred = merge_predictions([f.result() for f in sent])
     else:
         pred = no_face_prediction(detector.model_info())
     t_request = _ms(t0)
@@ -253,11 +284,12 @@ async def analyze_clip_async(data: bytes, filename: str, detector: AsyncDetector
     loop = asyncio.get_running_loop()
     t_total = time.perf_counter()
     on_loop = None if progress is None else (lambda done, total: loop.call_soon_threadsafe(progress, done, total))
-    prep = await asyncio.to_thread(prepare_clip, data, config, on_loop)
+    sender = Sender(lambda batch: asyncio.run_coroutine_threadsafe(detector.predict(batch), loop), config.video_batch)
+    prep = await asyncio.to_thread(prepare_clip, data, config, on_loop, sender)
+    sent = sender.flush()
     t0 = time.perf_counter()
     if prep.encoded:
-        parts = [await detector.predict(part) for part in batches(prep.encoded, config.video_batch)]
-        pred = merge_predictions(parts)
+        pred = merge_predictions([await asyncio.wrap_future(f) for f in sent])
     else:
         pred = no_face_prediction(await detector.model_info())
     t_request = _ms(t0)

@@ -180,6 +180,9 @@ class SampledFrame:
     time_s: float
     keyframe: bool
     image: Image.Image
+    small: Image.Image | None = None
+    """A copy no longer than config.detect_long_side, scaled from the decoded frame by FFmpeg on the decoding
+    thread (None when the working image is no larger): the face search's first pass runs on it."""
 
 
 @dataclass
@@ -362,8 +365,8 @@ class VideoUpload:
                 if frame is None:
                     break  # the stream ended early (a truncated file): keep what was decoded
                 index = self.index.frame_of(frame.pts) if frame.pts is not None else step.target
-                sampled = SampledFrame(index, round(self.index.time_of(index), 3), index in keyset,
-                                       self._image(frame))
+                image, small = self._images(frame)
+                sampled = SampledFrame(index, round(self.index.time_of(index), 3), index in keyset, image, small)
                 given += 1
                 if on_frame is not None:
                     on_frame(sampled)
@@ -384,13 +387,14 @@ class VideoUpload:
             raise VideoTooManyFrames(f"The clip needs more than {cap:,} frames decoded to check. Please send a "
                                      f"shorter clip.", detail=f"decoded > {cap}")
 
-    def _image(self, frame) -> Image.Image:
-        """The frame as an RGB image no longer than config.video_work_long_side, turned upright."""
-        w, h = frame.width, frame.height
-        scale = min(1.0, self.config.video_work_long_side / max(w, h))
-        size = (max(2, round(w * scale)), max(2, round(h * scale)))
-        image = frame.to_image(width=size[0], height=size[1]) if scale < 1.0 else frame.to_image()
-        return upright(image, int(getattr(frame, "rotation", 0) or 0))
+    def _images(self, frame) -> tuple[Image.Image, Image.Image | None]:
+        """The frame as an upright RGB image no longer than config.video_work_long_side, and the face search's
+        smaller copy (config.detect_long_side) when the working image is larger than that."""
+        rotation = int(getattr(frame, "rotation", 0) or 0)
+        image = upright(_scaled(frame, self.config.video_work_long_side), rotation)
+        if max(image.size) <= self.config.detect_long_side:
+            return image, None
+        return image, upright(_scaled(frame, self.config.detect_long_side), rotation)
 
 
 SKIPPABLE_CODECS = {"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", "h263"}
@@ -423,6 +427,15 @@ class _Decoder:
             if self.skip:
                 self.ctx.skip_frame = "DEFAULT" if packet.pts is None or packet.pts == target_pts else "NONREF"
             self.pending = list(self.ctx.decode(packet))
+
+
+def _scaled(frame, long_side: int) -> Image.Image:
+    """An RGB image of the frame no longer than long_side, scaled by FFmpeg (swscale) from the decoded planes."""
+    w, h = frame.width, frame.height
+    scale = min(1.0, long_side / max(w, h))
+    if scale >= 1.0:
+        return frame.to_image()
+    return frame.to_image(width=max(2, round(w * scale)), height=max(2, round(h * scale)))
 
 
 def upright(image: Image.Image, rotation: int) -> Image.Image:

@@ -10,7 +10,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -305,7 +305,7 @@ async def answer_image(message: Message, context: ContextTypes.DEFAULT_TYPE, dat
 async def answer_clip(message: Message, context: ContextTypes.DEFAULT_TYPE, data: bytes, filename: str) -> None:
     """Analyse a clip, with a status message on a long one; answer with the verdict, then the clip's PDF."""
     state = state_of(context)
-    async with clip_progress(context, message, state.config) as progress:
+    async with clip_progress(message, state.config) as progress:
         analysis = await analyze_clip_async(data, filename, state.detector, state.client_config, progress=progress)
     del data
     verdict = analysis.verdict
@@ -347,8 +347,7 @@ async def send_report(message: Message, analysis: Analysis | ClipAnalysis) -> No
 
 
 @contextlib.asynccontextmanager
-async def clip_progress(context: ContextTypes.DEFAULT_TYPE, message: Message,
-                        config: BotConfig) -> AsyncIterator[object]:
+async def clip_progress(message: Message, config: BotConfig) -> AsyncIterator[Callable[[int, int], None]]:
     """A progress(done, total) callback for the clip check; once the check has taken config.progress_after_s, a
     status message says how far it is, edited at most every config.progress_every_s, and deleted at the end."""
     latest: list[tuple[int, int]] = []

@@ -222,6 +222,10 @@ def render(res: "Results") -> str:
         "```",
         "",
     ]
+    if getattr(res, "video", None) is not None:
+        from bench import video
+
+        lines += [video.render(res.video), ""]
     if ANALYSIS.is_file():
         lines += [ANALYSIS.read_text().rstrip(), ""]
     return "\n".join(lines)

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import depsize, e2e, environment, inputs, model, raw, report, served
+from bench import depsize, e2e, environment, inputs, model, raw, report, served, video
 from bench.server import Server, rss_parts_mb
 
 log = logging.getLogger("bench")
@@ -39,6 +39,8 @@ class BenchConfig:
     load_rounds: int = 3
     e2e_iterations: int = 20
     profile_iterations: int = 5
+    video_iterations: int = 5
+    video_processes: int = 2
     quick: bool = False
     lean_process: bool = False
     """Measure the server started with --lean_process (TensorFlow's private modules), not its default public API."""
@@ -47,7 +49,8 @@ class BenchConfig:
     def quick_config(cls, **kw) -> "BenchConfig":
         """Every code path once, as fast as possible (figures meaningless)."""
         return cls(rounds=1, calls_b1=1, calls_b32=1, cold_starts=2, latency_requests=2, load_clients=4,
-                   load_seconds=0.5, load_rounds=1, e2e_iterations=1, profile_iterations=1, quick=True, **kw)
+                   load_seconds=0.5, load_rounds=1, e2e_iterations=1, profile_iterations=1, video_iterations=1,
+                   video_processes=1, quick=True, **kw)
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
@@ -86,6 +89,7 @@ class Results:
     load: served.LoadFigures | None = None
     e2e: e2e.E2EFigures | None = None
     e2e_profile: str = ""
+    video: video.VideoFigures | None = None
     deps: depsize.DepSize | None = None
     busy_before: list[str] = field(default_factory=list)
     busy_after: list[str] = field(default_factory=list)
@@ -135,6 +139,9 @@ def measure_served(cfg: BenchConfig, res: Results, inp: inputs.Inputs, workdir: 
         res.e2e = e2e.measure(inp.photo_jpeg, srv.target, cfg.e2e_iterations)
         res.e2e_profile = e2e.profile(inp.photo_jpeg, srv.target, cfg.profile_iterations)
         res.rss_hwm_mb = srv.rss_mb()[1]
+        log.info("end to end, video clip")  # after the server's peak is read: its figures stay the photo path's
+        res.video = video.measure(srv.target, video.ClipSpec.quick() if cfg.quick else video.ClipSpec(),
+                                  cfg.video_iterations, cfg.video_processes)
     # Cold start 2: batching off, to see what the batching queue adds to a lone request.
     with Server(base, workdir / "server-nobatching.log", flags, batching=False).start() as srv:
         res.cold_start_s.append(srv.wait_available())

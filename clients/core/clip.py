@@ -159,6 +159,7 @@ def prepare_clip(data: bytes | VideoUpload, config: ClientConfig, progress: Prog
     for frame in _decoded_frames(upload, steps):  # decoding runs ahead on a worker thread
         t1 = time.perf_counter()
         coarse = first_pass(frame.small, config) if frame.small is not None else None
+        frame.small = None  # searched: not kept with the working images
         found = detect_faces(frame.image, config, coarse)  # further passes only when the first found nothing
         t2 = time.perf_counter()
         cut.append([encode_crop(frame.image.crop(square_box(b, frame.image.size, config.crop_margin))) for b in found])

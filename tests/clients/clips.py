@@ -99,15 +99,18 @@ def faceless_clip(kind: str = "mp4", seconds: float = SECONDS, fps: float = FPS,
     return encode_frames(face_frames(max(1, round(seconds * fps)), size, faces=0), fps, kind)
 
 
-def numbered_clip(n_frames: int = 60, fps: float = 30, keyint: int = 12, size: tuple[int, int] = (64, 48)) -> bytes:
-    """An H.264 MP4 whose frame i shows grey level (i * 4) % 256 in its top-left block (which frame was decoded is
-    read back from the pixels), keyframes every `keyint` frames and no B-frames."""
+def numbered_clip(n_frames: int = 60, fps: float = 30, keyint: int = 12, size: tuple[int, int] = (64, 48),
+                  kind: str = "mp4", bframes: int = 0) -> bytes:
+    """A clip whose frame i shows grey level (i * 4) % 256 in its top-left block (which frame was decoded is read
+    back from the pixels), keyframes every `keyint` frames (H.264: exactly, and `bframes` B-frames; VP9: at most)."""
     frames = []
     for i in range(n_frames):
         arr = np.zeros((size[1], size[0], 3), dtype=np.uint8)
         arr[:16, :16] = (i * 4) % 256
         frames.append(Image.fromarray(arr))
-    return encode_frames(frames, fps, "mp4", g=str(keyint), keyint_min=str(keyint), sc_threshold="0", bf="0")
+    if CONTAINERS[kind][1] != "libx264":
+        return encode_frames(frames, fps, kind, g=str(keyint))
+    return encode_frames(frames, fps, kind, g=str(keyint), keyint_min=str(keyint), sc_threshold="0", bf=str(bframes))
 
 
 def frame_number(image: Image.Image) -> int:

@@ -82,6 +82,16 @@ def test_seeking_decodes_only_the_frames_between_each_keyframe_and_its_target():
     assert [f.keyframe for f in frames] == [f.index in (0, 12, 24, 36, 48) for f in frames]
 
 
+@pytest.mark.parametrize("kind,bframes", [("mp4", 3), ("mov", 0), ("mkv", 2), ("webm", 0)])
+def test_seeking_lands_on_the_right_frames_in_every_container(kind, bframes):
+    """Keyframes every 16 frames, with and without B-frames (skipped on the way when they are not references)."""
+    up = VideoUpload(clips.numbered_clip(64, keyint=16, kind=kind, bframes=bframes), ClientConfig(video_frames=8))
+    frames = list(up.frames())
+    assert up.seeks > 1 and len(frames) >= 8
+    assert [clips.frame_number(f.image) for f in frames] == [f.index for f in frames]
+    assert up.decoded < 64
+
+
 def test_the_decode_cap_bounds_the_frames_decoded():
     data = clips.numbered_clip(60, keyint=60)  # one keyframe: every target costs its distance from frame 0
     up = VideoUpload(data, ClientConfig(video_frames=8, video_max_decoded_frames=20))

@@ -389,12 +389,15 @@ class VideoUpload:
 
     def _images(self, frame) -> tuple[Image.Image, Image.Image | None]:
         """The frame as an upright RGB image no longer than config.video_work_long_side, and the face search's
-        smaller copy (config.detect_long_side) when the working image is larger than that."""
+        smaller copy (config.detect_long_side) when the working image is larger than that. A YUV frame is scaled
+        before the conversion to RGB, and the small copy is scaled from the scaled frame: about half the work of
+        converting at full size first."""
         rotation = int(getattr(frame, "rotation", 0) or 0)
-        image = upright(_scaled(frame, self.config.video_work_long_side), rotation)
+        work = _scaled(frame, self.config.video_work_long_side)
+        image = upright(work.to_image(), rotation)
         if max(image.size) <= self.config.detect_long_side:
             return image, None
-        return image, upright(_scaled(frame, self.config.detect_long_side), rotation)
+        return image, upright(_scaled(work, self.config.detect_long_side).to_image(), rotation)
 
 
 SKIPPABLE_CODECS = {"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", "h263"}
@@ -429,13 +432,23 @@ class _Decoder:
             self.pending = list(self.ctx.decode(packet))
 
 
-def _scaled(frame, long_side: int) -> Image.Image:
-    """An RGB image of the frame no longer than long_side, scaled by FFmpeg (swscale) from the decoded planes."""
+SCALE_INTERPOLATION = "AREA"
+"""swscale's area averaging: an antialiased downscale, cheaper than its bilinear (4.1 against 6.0 ms for 1080p to
+720p RGB here)."""
+
+
+def _scaled(frame, long_side: int):
+    """The frame no longer than long_side: scaled by FFmpeg (swscale) in its own YUV planes, or straight to RGB for
+    other pixel formats (a GIF's palette); the frame itself when it is small enough."""
     w, h = frame.width, frame.height
     scale = min(1.0, long_side / max(w, h))
     if scale >= 1.0:
-        return frame.to_image()
-    return frame.to_image(width=max(2, round(w * scale)), height=max(2, round(h * scale)))
+        return frame
+    size = {"width": max(2, round(w * scale)), "height": max(2, round(h * scale)),
+            "interpolation": SCALE_INTERPOLATION}
+    if frame.format.name.startswith("yuv"):
+        return frame.reformat(**size)
+    return frame.reformat(format="rgb24", **size)
 
 
 def upright(image: Image.Image, rotation: int) -> Image.Image:

@@ -56,7 +56,7 @@ class ClipAnalysis:
 
 @dataclass
 class PreparedClip:
-    """Everything computed before the requests: sampled frames, faces, tracks, crops and their encodings."""
+    """The CPU part of a clip check: sampled frames, faces, tracks, crops and their encodings."""
 
     info: VideoInfo
     frames: list[SampledFrame]

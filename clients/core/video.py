@@ -350,7 +350,7 @@ class VideoUpload:
             container = _open_container(self.data)
         with container:
             decoder: _Decoder | None = None
-            given = 0
+            given, last = 0, -1
             for step in steps:
                 try:
                     with _as_corrupt("decode"):
@@ -365,6 +365,9 @@ class VideoUpload:
                 if frame is None:
                     break  # the stream ended early (a truncated file): keep what was decoded
                 index = self.index.frame_of(frame.pts) if frame.pts is not None else step.target
+                if index <= last:
+                    continue  # a frame missing from the stream made an earlier step land here already
+                last = index
                 image, small = self._images(frame)
                 sampled = SampledFrame(index, round(self.index.time_of(index), 3), index in keyset, image, small)
                 given += 1

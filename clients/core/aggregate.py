@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 RULES = ("mean", "max", "median", "topk_mean")
-DEFAULT_RULE = "topk_mean"
+DEFAULT_RULE = "median"
 DEFAULT_TOP_FRACTION = 0.25
 """topk_mean averages the top quarter of a track's frame scores (at least one frame): a clip where only some
 frames show the manipulation is still caught, while one odd frame does not decide alone."""

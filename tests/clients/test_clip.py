@@ -147,7 +147,8 @@ def test_progress_reaches_its_total_and_async_matches_sync():
 
 
 def test_the_most_suspicious_track_decides_and_driving_frames_come_from_the_rule():
-    """build_clip_verdict on a made-up preparation: track 1 (0.9 on its top quarter) decides over track 0."""
+    """build_clip_verdict on a made-up preparation, by the top-quarter rule: track 1 (0.9 on its top quarter)
+    decides over track 0."""
     frames = [SampledFrame(i * 3, i * 0.1, i == 0, Image.new("RGB", (64, 64))) for i in range(8)]
     boxes = [[Box(0, 0, 20, 20), Box(40, 0, 20, 20)] for _ in frames]
     ids = [[0, 1] for _ in frames]
@@ -158,7 +159,7 @@ def test_the_most_suspicious_track_decides_and_driving_frames_come_from_the_rule
     for i, _ in enumerate(frames):
         probs += [0.1, 0.9 if i in (2, 5) else 0.2]
     pred = Prediction(probs, [], 0.5, (0.45, 0.55), "m", 3)
-    v = build_clip_verdict(prep, pred, "x.mp4")
+    v = build_clip_verdict(prep, pred, "x.mp4", rule="topk_mean")
     assert [t.track_id for t in v.tracks] == [0, 1]
     assert v.tracks[0].label == Label.REAL and v.tracks[0].fake_probability == pytest.approx(0.1)
     assert v.tracks[1].fake_probability == pytest.approx(0.9) and v.tracks[1].label == Label.FAKE

@@ -111,7 +111,7 @@ def test_clip_report_states_verdict_rule_band_and_clip(report, analysis):
     assert "video clip" in text and "Likely fake" in text
     assert f"{v.fake_probability:.3f}" in text and f"{v.confidence:.0%}" in text
     assert "threshold 0.42, uncertain band 0.385–0.455" in flat
-    assert "mean of the top 25% of a face's frame scores" in flat          # the rule, from the verdict
+    assert aggregate.rule_description() in flat                            # the rule, from the verdict
     assert "forwarded clip.mp4" in text and SHA in re.sub(r"\s+", "", text)
     assert "640×360 px, 0:10.0 long, 25 frames/s (mp4 · h264)" in flat
     assert "16 sampled, 16 with a face" in flat

@@ -67,16 +67,24 @@ def test_rules_give_the_expected_scores():
     assert aggregate.top_k(1) == 1 and aggregate.top_k(5) == 2 and aggregate.top_k(32) == 8
 
 
-def test_one_odd_frame_does_not_decide_a_track_under_the_default_rule_but_a_manipulated_stretch_does():
+def test_one_odd_frame_does_not_decide_a_track_under_top_k_but_a_manipulated_stretch_does():
     calm = [0.1] * 31 + [0.95]
-    assert aggregate.track_score(calm) < 0.35
+    assert aggregate.track_score(calm, "topk_mean") < 0.35
     stretch = [0.1] * 24 + [0.9] * 8
-    assert aggregate.track_score(stretch) == pytest.approx(0.9)
+    assert aggregate.track_score(stretch, "topk_mean") == pytest.approx(0.9)
+
+
+def test_the_default_rule_median_ignores_one_odd_frame_and_a_stretch_under_half_the_track():
+    """The measured default (model card, 'Video clips'): a clip score means what a photo score means."""
+    assert aggregate.DEFAULT_RULE == "median"
+    assert aggregate.track_score([0.1] * 31 + [0.95]) == pytest.approx(0.1)
+    assert aggregate.track_score([0.1] * 24 + [0.9] * 8) == pytest.approx(0.1)
+    assert aggregate.track_score([0.1] * 12 + [0.9] * 20) == pytest.approx(0.9)
 
 
 def test_driving_frames_are_the_ones_the_rule_used_most_suspicious_first():
     scores = [0.1, 0.9, 0.2, 0.8, 0.3, 0.7, 0.4, 0.6]
-    assert aggregate.driving_frames(scores) == [1, 3]
+    assert aggregate.driving_frames(scores, "topk_mean") == [1, 3]
     assert aggregate.driving_frames(scores, "max") == [1]
     assert aggregate.driving_frames(scores, "mean") == [1, 3, 5]
 
@@ -86,5 +94,6 @@ def test_an_unknown_rule_or_no_scores_is_an_error_and_rules_have_words():
         aggregate.track_score([], "mean")
     with pytest.raises(ValueError):
         aggregate.track_score([0.5], "vote")
-    assert "top 25%" in aggregate.rule_description() and "most suspicious face decides" in aggregate.rule_description()
+    assert "top 25%" in aggregate.rule_description("topk_mean")
+    assert "most suspicious face decides" in aggregate.rule_description()
     assert aggregate.DEFAULT_RULE in aggregate.RULES

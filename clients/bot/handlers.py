@@ -439,14 +439,14 @@ def verdict_text(verdict: Verdict) -> str:
         lines.append("")
         lines.append(f"Faces ({len(verdict.faces)}):")
         lines.extend(face_line(i, face) for i, face in enumerate(verdict.faces, 1))
-    if verdict.warnings:
-        lines.append("")
-        lines.append("Warnings:")
-        lines.extend(f"⚠️ {w.message}" for w in verdict.warnings)
-    lines.append("")
+    return "\n".join(lines + closing_lines(verdict))
+
+
+def closing_lines(verdict: Verdict | ClipVerdict) -> list[str]:
+    """What every reply ends with: the warnings, then which model answered, how long it took, and that a PDF follows."""
+    lines = ["", "Warnings:", *(f"⚠️ {w.message}" for w in verdict.warnings)] if verdict.warnings else []
     seconds = verdict.timings_ms.get("total", 0.0) / 1000
-    lines.append(f"Model {verdict.model_name} v{verdict.model_version} · {seconds:.1f} s · the PDF report follows.")
-    return "\n".join(lines)
+    return [*lines, "", f"Model {verdict.model_name} v{verdict.model_version} · {seconds:.1f} s · the PDF report follows."]
 
 
 def clip_verdict_text(verdict: ClipVerdict) -> str:
@@ -464,14 +464,7 @@ def clip_verdict_text(verdict: ClipVerdict) -> str:
         numbers = track_numbers(verdict)
         for track in sorted(verdict.tracks, key=lambda t: numbers[t.track_id]):
             lines.append(track_line(numbers[track.track_id], track, verdict))
-    if verdict.warnings:
-        lines.append("")
-        lines.append("Warnings:")
-        lines.extend(f"⚠️ {w.message}" for w in verdict.warnings)
-    lines.append("")
-    seconds = verdict.timings_ms.get("total", 0.0) / 1000
-    lines.append(f"Model {verdict.model_name} v{verdict.model_version} · {seconds:.1f} s · the PDF report follows.")
-    return "\n".join(lines)
+    return "\n".join(lines + closing_lines(verdict))
 
 
 def track_line(number: int, track: TrackResult, verdict: ClipVerdict) -> str:

@@ -2,10 +2,9 @@
 same label rules and uncertain band as a photo. Every front end (CLI JSON, page, bot, PDF) renders this one object."""
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from clients.core.verdict import LABEL_WORDS, Label, QualityWarning, band_text, score_text
+from clients.core.verdict import LABEL_WORDS, JsonResult, Label, QualityWarning, band_text, score_text
 
 
 @dataclass
@@ -73,7 +72,7 @@ class TrackResult:
 
 
 @dataclass
-class ClipVerdict:
+class ClipVerdict(JsonResult):
     """The clip's label (its most suspicious face track decides), per-track and per-frame results, provenance."""
 
     label: Label
@@ -137,15 +136,6 @@ class ClipVerdict:
     def summary(self) -> str:
         """One line for people (the headline)."""
         return self.headline
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able dict (tuples become lists)."""
-        return asdict(self)
-
-    def to_json(self, **kwargs) -> str:
-        """JSON text; kwargs go to json.dumps (e.g. indent=2)."""
-        kwargs.setdefault("ensure_ascii", False)
-        return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClipVerdict":

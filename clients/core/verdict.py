@@ -83,8 +83,21 @@ class FaceResult:
                    crop_box=tuple(d.get("crop_box", (0, 0, 0, 0))))
 
 
+class JsonResult:
+    """What every result dataclass offers its front ends: a plain dict and JSON text, the same way."""
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (tuples become lists)."""
+        return asdict(self)
+
+    def to_json(self, **kwargs) -> str:
+        """JSON text; kwargs go to json.dumps (e.g. indent=2)."""
+        kwargs.setdefault("ensure_ascii", False)
+        return json.dumps(self.to_dict(), **kwargs)
+
+
 @dataclass
-class Verdict:
+class Verdict(JsonResult):
     """The image's label (its most suspicious face decides), per-face results and provenance."""
 
     label: Label
@@ -145,15 +158,6 @@ class Verdict:
         return (f"Whole-image check, not a verdict: with no face to judge, the whole picture got a fake score of "
                 f"{score_text(self.fake_probability)} ({rule_text(self.threshold, self.uncertain_band)}). "
                 "The detector is trained on faces, so this number says little about the picture.")
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able dict (tuples become lists)."""
-        return asdict(self)
-
-    def to_json(self, **kwargs) -> str:
-        """JSON text; kwargs go to json.dumps (e.g. indent=2)."""
-        kwargs.setdefault("ensure_ascii", False)
-        return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Verdict":

@@ -513,8 +513,9 @@ def markdown(report: dict) -> str:
     gaps = ", ".join(f"{r} {g['diff']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"
                      for r, g in report["auc_gap_vs_default"].items() if g["diff"] is not None)
     lines += ["", f"Overall clip AUC minus {report['default_rule']}'s (95% bootstrap interval): {gaps}.",
-              f"Rule chosen: **{c['chosen']}** (best clip AUC among calibration-sensible rules: {c['best_auc_rule']}; "
-              f"eligible: {', '.join(c['eligible'])})."]
+              f"Rule chosen: **{c['chosen']}** (best clip AUC among calibration-sensible rules: {c['best_auc_rule']}"
+              + ("" if c["chosen"] == c["best_auc_rule"] else ", not ahead of the default beyond its bootstrap noise")
+              + f"; eligible: {', '.join(c['eligible'])})."]
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,7 @@ from training.evaluate import EvalConfig, whole_photo_vs_crop
 
 def test_importing_training_loads_only_the_crop_rule_from_the_clients():
     code = ("import sys\n"
-            "import training.augment, training.evaluate, training.train, training.real_holdout\n"
+            "import training.augment, training.evaluate, training.train, training.real_holdout, training.clips\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'clients'))\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

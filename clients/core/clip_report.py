@@ -425,25 +425,8 @@ def track_words(track: TrackResult, frames: int) -> str:
 
 DRIVING_COLUMNS = ("Face", "Time", "Frame", "Crop", "Heatmap", "Fake score")
 TRACK_COLUMNS = ("Face", "Frames seen", "Track score", "Label", "Confidence", "Frames that drove it (time)")
-
-
-def _heading(pdf: FPDF, widths: list[float], titles: tuple[str, ...]) -> None:
-    """A table heading row: bold, muted, on a light fill."""
-    pdf.set_font(base.MAIN_FONT, "B", 8.5)
-    height = 7.0
-    y = pdf.get_y()
-    pdf.set_fill_color(*base.HEADING_FILL)
-    pdf.rect(base.MARGIN, y, sum(widths), height, style="F")
-    pdf.set_text_color(*base.MUTED)
-    x = base.MARGIN
-    for w, title in zip(widths, titles):
-        pdf.set_xy(x, y + 1)
-        pdf.cell(w, 5, title, align="C")
-        x += w
-    pdf.set_text_color(*base.INK)
-    pdf.set_draw_color(*base.RULE)
-    pdf.line(base.MARGIN, y + height, base.MARGIN + sum(widths), y + height)
-    pdf.set_xy(base.MARGIN, y + height)
+HEADING_SIZE = 8.5
+"""Point size of the clip tables' headings (a little smaller than the photo report's)."""
 
 
 def _widths(pdf: FPDF, weights: tuple[float, ...]) -> list[float]:
@@ -459,7 +442,7 @@ def _driving_table(pdf: FPDF, shown: list[DrivingFrame]) -> None:
     base._section(pdf, "Frames that drove the verdict")
     widths = _widths(pdf, (14, 18, 52, 28, 28, 22))
     side = widths[3] - 2 * base.CELL_PAD
-    _heading(pdf, widths, DRIVING_COLUMNS)
+    base._table_heading(pdf, widths, DRIVING_COLUMNS, HEADING_SIZE)
     for row in shown:
         frame = base._reduced(row.frame, FRAME_PX)
         fw = widths[2] - 2 * base.CELL_PAD
@@ -468,7 +451,7 @@ def _driving_table(pdf: FPDF, shown: list[DrivingFrame]) -> None:
         height = max(side, fh) + 2 * base.CELL_PAD
         if pdf.get_y() + height > pdf.page_break_trigger:
             pdf.add_page()
-            _heading(pdf, widths, DRIVING_COLUMNS)
+            base._table_heading(pdf, widths, DRIVING_COLUMNS, HEADING_SIZE)
         x, y = base.MARGIN, pdf.get_y()
         middle = y + (height - 5) / 2
         pdf.set_font(base.MAIN_FONT, "", 9)
@@ -489,9 +472,7 @@ def _driving_table(pdf: FPDF, shown: list[DrivingFrame]) -> None:
             pdf.image(io.BytesIO(base._jpeg(small, base.JPEG_QUALITY)), x=x + sum(widths[:col]) + base.CELL_PAD,
                       y=y + base.CELL_PAD, w=side, h=side)
         text(5, score_text(row.fake_probability))
-        pdf.set_draw_color(*base.RULE)
-        pdf.line(base.MARGIN, y + height, base.MARGIN + sum(widths), y + height)
-        pdf.set_xy(base.MARGIN, y + height)
+        base._end_row(pdf, widths, y + height)
     base._heatmap_legend(pdf)
 
 
@@ -504,13 +485,13 @@ def _tracks_table(pdf: FPDF, v: ClipVerdict) -> None:
         pdf.set_y(pdf.get_y() + 4)
         return
     widths = _widths(pdf, (12, 20, 20, 24, 22, 52))
-    _heading(pdf, widths, TRACK_COLUMNS)
+    base._table_heading(pdf, widths, TRACK_COLUMNS, HEADING_SIZE)
     numbers = track_numbers(v)
     height = 7.0
     for track in sorted(v.tracks, key=lambda t: numbers[t.track_id]):
         if pdf.get_y() + height > pdf.page_break_trigger:
             pdf.add_page()
-            _heading(pdf, widths, TRACK_COLUMNS)
+            base._table_heading(pdf, widths, TRACK_COLUMNS, HEADING_SIZE)
         y = pdf.get_y()
         cells = (str(numbers[track.track_id]), f"{len(track.frame_indices)} of {len(v.frames)}",
                  score_text(track.fake_probability), LABEL_WORDS.get(track.label, track.label),
@@ -528,9 +509,7 @@ def _tracks_table(pdf: FPDF, v: ClipVerdict) -> None:
             pdf.cell(w, 5, value, align="C")
             x += w
         pdf.set_text_color(*base.INK)
-        pdf.set_draw_color(*base.RULE)
-        pdf.line(base.MARGIN, y + height, base.MARGIN + sum(widths), y + height)
-        pdf.set_xy(base.MARGIN, y + height)
+        base._end_row(pdf, widths, y + height)
     pdf.set_y(pdf.get_y() + 5)
 
 

@@ -335,20 +335,21 @@ def _faces_table(pdf: FPDF, v: Verdict, images: list[tuple[bytes, bytes | None]]
     width = pdf.w - 2 * MARGIN
     widths = [w * width / sum(base) for w in base]
     pdf.set_draw_color(*RULE)
-    _faces_heading(pdf, widths)
+    _table_heading(pdf, widths, FACE_COLUMNS)
     row_height = widths[1]  # a square image as wide as its column less the padding, plus the padding
     for i, (face, (crop_jpeg, heat_jpeg)) in enumerate(zip(v.faces, images), start=1):
         if pdf.get_y() + row_height > pdf.page_break_trigger:
             pdf.add_page()
-            _faces_heading(pdf, widths)
+            _table_heading(pdf, widths, FACE_COLUMNS)
         _faces_row(pdf, widths, row_height, i, face, crop_jpeg, heat_jpeg, v.whole_image)
     _heatmap_legend(pdf)
 
 
-def _faces_heading(pdf: FPDF, widths: list[float]) -> None:
-    """The table's heading row: bold, muted, on a light fill, each title wrapped in its column."""
-    pdf.set_font(MAIN_FONT, "B", 9)
-    wrapped = [_wrapped(pdf, w, 5, title) for w, title in zip(widths, FACE_COLUMNS)]  # multi_cell pads itself
+def _table_heading(pdf: FPDF, widths: list[float], titles: tuple[str, ...], size: float = 9) -> None:
+    """A table's heading row (bold, muted, on a light fill, each title wrapped in its column): one helper, so the photo
+    and clip reports' tables look alike."""
+    pdf.set_font(MAIN_FONT, "B", size)
+    wrapped = [_wrapped(pdf, w, 5, title) for w, title in zip(widths, titles)]  # multi_cell pads itself
     height = 5 * max(len(lines) for lines in wrapped) + 2 * CELL_PAD
     x, y = MARGIN, pdf.get_y()
     pdf.set_fill_color(*HEADING_FILL)
@@ -361,8 +362,14 @@ def _faces_heading(pdf: FPDF, widths: list[float]) -> None:
             pdf.cell(w, 5, line, align="C")
         x += w
     pdf.set_text_color(*INK)
-    pdf.line(MARGIN, y + height, MARGIN + sum(widths), y + height)
-    pdf.set_xy(MARGIN, y + height)
+    _end_row(pdf, widths, y + height)
+
+
+def _end_row(pdf: FPDF, widths: list[float], bottom: float) -> None:
+    """Rule a table row off at `bottom` and go to its left edge there: every row of both reports ends this way."""
+    pdf.set_draw_color(*RULE)
+    pdf.line(MARGIN, bottom, MARGIN + sum(widths), bottom)
+    pdf.set_xy(MARGIN, bottom)
 
 
 def _faces_row(pdf: FPDF, widths: list[float], height: float, number: int, face: FaceResult,
@@ -395,8 +402,7 @@ def _faces_row(pdf: FPDF, widths: list[float], height: float, number: int, face:
     pdf.set_text_color(*INK)
     pdf.set_font(MAIN_FONT, "", 9)
     text(6, "none" if whole_image or face.label == Label.UNCERTAIN else f"{face.confidence:.0%}")
-    pdf.line(MARGIN, y + height, MARGIN + sum(widths), y + height)
-    pdf.set_xy(MARGIN, y + height)
+    _end_row(pdf, widths, y + height)
 
 
 @lru_cache(maxsize=1)

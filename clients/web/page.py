@@ -515,7 +515,7 @@ def render_sidebar(config: WebConfig) -> ServerStatus:
     return status
 
 
-def verdict_html(v: Verdict) -> str:
+def verdict_html(v: Verdict | ClipVerdict) -> str:
     """The coloured verdict banner with the confidence and a score meter."""
     word = LABEL_WORDS.get(v.shown_label, v.shown_label)
     low, high = v.uncertain_band
@@ -576,6 +576,19 @@ def explain_clip(v: ClipVerdict) -> str:
             f"({rule_text(v.threshold, v.uncertain_band)}). Rule: {v.rule}.")
 
 
+def render_verdict_column(outcome: FileOutcome, v: Verdict | ClipVerdict, explanation: str, details: str) -> None:
+    """The card's right column, one code path for photos and clips so both say the same things the same way: verdict
+    banner, the explanation, warnings, time plus `details`, and the PDF download."""
+    st.markdown(verdict_html(v), unsafe_allow_html=True)
+    st.markdown(explanation)
+    for w in v.warnings:
+        st.warning(w.message, icon="⚠️")
+    st.caption(f"{timing_text(outcome)} {details}")
+    st.download_button("Download PDF report", data=outcome.pdf, file_name=pdf_name(outcome.filename),
+                       mime="application/pdf", key=f"pdf-{outcome.key}", on_click="ignore",
+                       icon=":material/picture_as_pdf:")
+
+
 def render_clip(outcome: FileOutcome, show_heatmap: bool) -> None:
     """A clip's card body: the verdict, the frame that drove it most, a timeline per face track, the driving
     frames with boxes and heatmaps, the track table, warnings, time and PDF."""
@@ -587,16 +600,9 @@ def render_clip(outcome: FileOutcome, show_heatmap: bool) -> None:
                        else "No face found in the sampled frames.")
             st.image(outcome.annotated, caption=caption, width="stretch")
     with right:
-        st.markdown(verdict_html(v), unsafe_allow_html=True)
-        st.markdown(explain_clip(v))
-        for w in v.warnings:
-            st.warning(w.message, icon="⚠️")
         width, height = v.video_size
-        st.caption(timing_text(outcome) + f" Clip {width}×{height}, {v.duration_s:.1f} s. Model {v.model_name} "
-                   f"v{v.model_version}.")
-        st.download_button("Download PDF report", data=outcome.pdf, file_name=pdf_name(outcome.filename),
-                           mime="application/pdf", key=f"pdf-{outcome.key}", on_click="ignore",
-                           icon=":material/picture_as_pdf:")
+        render_verdict_column(outcome, v, explain_clip(v),
+                              f"Clip {width}×{height}, {v.duration_s:.1f} s. Model {v.model_name} v{v.model_version}.")
     if not outcome.timelines:
         return
     st.markdown("**Score over time, per face track**")
@@ -645,14 +651,7 @@ def render_outcome(outcome: FileOutcome, show_heatmap: bool) -> None:
                        else f"{len(v.faces)} face{'s' if len(v.faces) != 1 else ''} found.")
             st.image(outcome.annotated, caption=caption, width="stretch")
         with right:
-            st.markdown(verdict_html(v), unsafe_allow_html=True)
-            st.markdown(explain_label(v))
-            for w in v.warnings:
-                st.warning(w.message, icon="⚠️")
-            st.caption(timing_text(outcome) + f" Model {v.model_name} v{v.model_version}.")
-            st.download_button("Download PDF report", data=outcome.pdf, file_name=pdf_name(outcome.filename),
-                               mime="application/pdf", key=f"pdf-{outcome.key}", on_click="ignore",
-                               icon=":material/picture_as_pdf:")
+            render_verdict_column(outcome, v, explain_label(v), f"Model {v.model_name} v{v.model_version}.")
         if outcome.faces:
             st.markdown("**Faces**" if not v.whole_image else "**Whole-image check (not a verdict)**")
             st.table(faces_table(outcome), hide_index=True)

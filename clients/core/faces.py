@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -124,6 +125,15 @@ def _detect_padded(image: Image.Image, config: ClientConfig) -> list[Face]:
     return out
 
 
+FALLBACKS: tuple[str, ...] = ("finer", "padded")
+"""The passes run, in this order, when the first finds no face (a clip's search may skip or reorder them)."""
+
+
+def _fallback_pass(name: str) -> Callable[[Image.Image, ClientConfig], list[Face]]:
+    """The fallback pass of that name (looked up when called, so a probe or test may wrap it)."""
+    return {"finer": _detect_finer, "padded": _detect_padded}[name]
+
+
 @dataclass(frozen=True)
 class FirstPass:
     """The first detection pass, run on a coarser rendition of the image (a smaller JPEG decode of the same file).
@@ -158,11 +168,23 @@ def detect(image: Image.Image, config: ClientConfig | None = None, found: FirstP
     """Every face in the image (largest first, at most config.max_faces), in the image's own pixels.
 
     `found`, a first pass already run on a coarser rendition, stands in for the first pass on the image."""
+    return detect_with(image, config, found)[0]
+
+
+def detect_with(image: Image.Image, config: ClientConfig | None = None, found: FirstPass | None = None,
+                fallbacks: Sequence[str] = FALLBACKS) -> tuple[list[Face], str | None]:
+    """`detect` with its fallback passes named, so a clip's search can skip or reorder them (see clients.core.clip,
+    FallbackPolicy); also which pass found the faces: "first", a fallback's name, or None (no face)."""
     config = config or ClientConfig()
-    first = _detect_once(image, config) if found is None else _mapped(found, image.size, config.min_face_px)
-    faces = first or _detect_finer(image, config) or _detect_padded(image, config)
+    faces = _detect_once(image, config) if found is None else _mapped(found, image.size, config.min_face_px)
+    found_by = "first" if faces else None
+    for name in () if faces else fallbacks:
+        faces = _fallback_pass(name)(image, config)
+        if faces:
+            found_by = name
+            break
     faces.sort(key=lambda f: f.box.w * f.box.h, reverse=True)
-    return faces[: config.max_faces]
+    return faces[: config.max_faces], found_by
 
 
 def detect_faces(image: Image.Image, config: ClientConfig | None = None, found: FirstPass | None = None) -> list[Box]:

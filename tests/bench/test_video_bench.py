@@ -14,6 +14,8 @@ def test_quick_measure_fills_every_figure_and_renders_the_section():
     text = video.render(figs)
     assert text.startswith(video.SECTION) and "QUICK MODE" in text
     assert "end to end, bytes to verdict" in text and "client peak memory" in text
+    assert set(figs.no_face) == set(video.NO_FACE) and figs.no_face["passes"].median >= figs.no_face_frames > 0
+    assert "same clip without faces: MTCNN passes" in text
 
 
 def test_the_section_replaces_its_older_self_and_sits_before_the_readings():

@@ -99,6 +99,19 @@ def faceless_clip(kind: str = "mp4", seconds: float = SECONDS, fps: float = FPS,
     return encode_frames(face_frames(max(1, round(seconds * fps)), size, faces=0), fps, kind)
 
 
+def filling_face_frames(face: Image.Image, n_frames: int, side: int = 256, lead: int = 0, trim: float = 0.15,
+                        seed: int = 0) -> list[Image.Image]:
+    """`lead` face-less frames, then n_frames of one face crop trimmed by `trim` a side so the face fills the frame
+    (a selfie clip, a clip of face crops), drifting by a pixel or two from frame to frame."""
+    w, h = face.size
+    frames = [noise_photo((side, side), seed + i) for i in range(lead)]
+    for i in range(n_frames):
+        dx, dy = i % 5 - 2, (i // 2) % 3 - 1
+        box = (int(w * trim) + dx, int(h * trim) + dy, int(w * (1 - trim)) + dx, int(h * (1 - trim)) + dy)
+        frames.append(face.crop(box).resize((side, side), Image.Resampling.LANCZOS))
+    return frames
+
+
 def numbered_clip(n_frames: int = 60, fps: float = 30, keyint: int = 12, size: tuple[int, int] = (64, 48),
                   kind: str = "mp4", bframes: int = 0) -> bytes:
     """A clip whose frame i shows grey level (i * 4) % 256 in its top-left block (which frame was decoded is read

@@ -28,6 +28,8 @@ CANDIDATES: list[tuple[str, dict]] = [
                                        "scaling": "lite"}),
     ("EfficientNet-Lite2 (ImageNet, at 224)", {"backbone": f"{WEIGHTS}/efficientnet_lite2_imagenet_notop.keras",
                                                "scaling": "lite"}),
+    ("EfficientNet-Lite2 (ImageNet, at 260)", {"backbone": f"{WEIGHTS}/efficientnet_lite2_imagenet_notop.keras",
+                                               "scaling": "lite", "input_size": 260}),
     ("MobileNetV1 (VGGFace2 face identity)", {"backbone": f"{WEIGHTS}/mobilenet_v1_1.0_224_vggface2_faceres_notop.keras",
                                               "scaling": "bgr_imagenet"}),
 ]
@@ -101,7 +103,7 @@ def compare(config_path: str | Path, out: str | Path, names: list[str] | None = 
         wall = time.time() - t0
         keras.backend.clear_session()
         model = keras.models.load_model(run_dir / "model.keras", compile=False)
-        row = {"backbone": label, **overrides, "params": int(model.count_params()), "train_wall_s": round(wall),
+        row = {"name": label, **overrides, "params": int(model.count_params()), "train_wall_s": round(wall),
                **score_run(model, cfg), **forward_ms(model)}
         result_path.write_text(json.dumps(row, indent=2) + "\n")
         rows.append(row)
@@ -121,7 +123,7 @@ def markdown(table: dict) -> str:
              + " | ".join(f"FPR {r}" for r in reals) + " | ECE | ms/img alone | ms/img in 32 |",
              "|---|---|---|" + "---|" * (len(fakes) + len(reals)) + "---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['backbone']} | {r['params'] / 1e6:.2f}M | {r['auc']:.3f} | "
+        lines.append(f"| {r.get('name', r['backbone'])} | {r['params'] / 1e6:.2f}M | {r['auc']:.3f} | "
                      + " | ".join(f"{r['auc_per_fake_source'].get(f, float('nan')):.3f}" for f in fakes) + " | "
                      + " | ".join(pct(r["fpr_per_real_source"].get(x)) for x in reals)
                      + f" | {r['ece']:.3f} | {r['batch1_ms_per_image']:.1f} | {r['batch32_ms_per_image']:.2f} |")

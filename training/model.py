@@ -92,7 +92,9 @@ def build_backbone(cfg: ModelConfig) -> keras.Model:
         x = layers.Resizing(cfg.input_size, cfg.input_size, interpolation="bilinear", name="to_backbone_size")(x)
     x = scale_pixels(x, cfg.scaling)
     net = _mobilenet(cfg) if cfg.backbone == MOBILENET_V2 else _from_file(cfg)
-    return keras.Model(pixels, net(x), name=BACKBONE)
+    # Inference mode is fixed in the graph: the recipe never trains BatchNorm, and with a Resizing layer in front
+    # Keras would otherwise run it in training mode on eager calls and drift its moving statistics.
+    return keras.Model(pixels, net(x, training=False), name=BACKBONE)
 
 
 def build_head(cfg: ModelConfig, feature_shape: tuple[int, int, int]) -> keras.Model:

@@ -14,6 +14,7 @@ SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / ".." / "shared" / "weight
 SHARED_FILES = [
     ("efficientnet_lite0_imagenet_notop.keras", "lite", 224),
     ("efficientnet_lite2_imagenet_notop.keras", "lite", 224),
+    ("efficientnet_lite2_imagenet_notop.keras", "lite", 260),
     ("mobilenet_v1_1.0_224_vggface2_faceres_notop.keras", "bgr_imagenet", 224),
 ]
 
@@ -95,3 +96,5 @@ def test_each_shared_backbone_builds_from_config_on_a_tiny_input(name, scaling, 
     np.testing.assert_allclose(features, direct, rtol=1e-3, atol=1e-3)
     prob = float(model(x).numpy()[0, 0])
     assert 0.0 <= prob <= 1.0
+    # Calling the model must not move its BatchNorm statistics (it did behind the 260 px resize).
+    np.testing.assert_array_equal(backbone_of(model)(x).numpy(), features)

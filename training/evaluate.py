@@ -152,26 +152,28 @@ def per_source(samples, labels: np.ndarray, probs: np.ndarray, threshold: float)
             for src in sorted({s.source for s in samples}) for idx in [_index(samples, src)]}
 
 
-def pairings(samples, labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
-    """The cross-source comparisons that matter.
+def pairing_indices(samples) -> dict[str, tuple[np.ndarray, list[str] | None]]:
+    """The cross-source comparisons that matter, as index sets (and the real sources of a generated-face one).
 
     - `<src>_fake_vs_<src>_real` for every source holding both labels (e.g. DFDC swaps vs DFDC reals);
     - `<src>_vs_real_photos` for every fake-only source (e.g. MobileStyleGAN vs UTKFace + DFDC reals).
     """
-    out = {}
-    sources = sorted({s.source for s in samples})
+    out: dict[str, tuple[np.ndarray, list[str] | None]] = {}
     all_real = _index(samples, label=0)
-    for src in sources:
+    for src in sorted({s.source for s in samples}):
         fake, real = _index(samples, src, 1), _index(samples, src, 0)
         if fake.size and real.size:
-            idx = np.r_[fake, real]
-            out[f"{src}_fake_vs_{src}_real"] = metrics.summary(labels[idx], probs[idx], threshold)
+            out[f"{src}_fake_vs_{src}_real"] = (np.r_[fake, real], None)
         elif fake.size and all_real.size:
-            idx = np.r_[fake, all_real]
-            real_sources = sorted({samples[i].source for i in all_real})
-            out[f"{src}_vs_real_photos"] = {**metrics.summary(labels[idx], probs[idx], threshold),
-                                            "real_sources": real_sources}
+            out[f"{src}_vs_real_photos"] = (np.r_[fake, all_real], sorted({samples[i].source for i in all_real}))
     return out
+
+
+def pairings(samples, labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
+    """Summary of each pairing of `pairing_indices`."""
+    return {name: {**metrics.summary(labels[idx], probs[idx], threshold),
+                   **({"real_sources": reals} if reals is not None else {})}
+            for name, (idx, reals) in pairing_indices(samples).items()}
 
 
 def reencode_jpeg(data: bytes, quality: int) -> bytes:

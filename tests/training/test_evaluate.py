@@ -112,6 +112,24 @@ def test_export_then_evaluate_end_to_end(tiny, calibrated, tmp_path):
     assert {"as_is", "client_crop", "face_found_share", "detector"} <= set(whole)
 
 
+def test_compare_scores_two_versions_on_the_same_images_and_refuses_a_missing_one(tiny, calibrated, tmp_path,
+                                                                                  capsys):
+    from training import compare
+
+    out = tmp_path / "compare.json"
+    args = ["--base", str(calibrated["version"]), "--manifest", str(tiny["manifest"]), "--split", "all",
+            "--n-boot", "50", "--json", str(out)]
+    assert compare.main([*args, "--candidate", str(calibrated["base"])]) == 0  # the base folder: its highest version
+    report = json.loads(out.read_text())
+    assert report["data"]["n"] == 32 and report["candidate"] == str(calibrated["version"])
+    assert {"overall_auc", "swap_fake_vs_swap_real_auc", "gan_vs_real_photos_auc", "photos_false_alarms"} <= set(
+        report["figures"])
+    assert all(f["difference"] == 0 and f["verdict"] == "within noise" for f in report["figures"].values())
+    assert "| overall_auc | 32 |" in capsys.readouterr().out
+    assert compare.main([*args, "--candidate", str(tmp_path / "nothing" / "9")]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
 def test_short_run_on_shared_faces(calibrated):
     if not SHARED_FACES.is_file():
         print(f"skipping: {SHARED_FACES} is absent (shared data lives beside the repo)")

@@ -331,17 +331,12 @@ def subsets(subset_names: list[str], labels: np.ndarray) -> dict[str, np.ndarray
 
 def paired_auc_gap(labels: np.ndarray, a: np.ndarray, b: np.ndarray, n_boot: int = 400, seed: int = 0) -> dict:
     """AUC(a) - AUC(b) on the same clips, with a 95% bootstrap interval (clips resampled within each label)."""
-    rng = np.random.default_rng(seed)
-    fake, real = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
-    if not (fake.size and real.size):
+    from training.compare import paired_bootstrap
+
+    if not ((labels == 1).any() and (labels == 0).any()):
         return {"diff": None, "ci95": None}
-    diffs = []
-    for _ in range(n_boot):
-        i = np.r_[rng.choice(fake, fake.size), rng.choice(real, real.size)]
-        diffs.append(metrics.roc_auc(labels[i], a[i]) - metrics.roc_auc(labels[i], b[i]))
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return {"diff": round(metrics.roc_auc(labels, a) - metrics.roc_auc(labels, b), 6),
-            "ci95": [round(float(lo), 6), round(float(hi), 6)]}
+    gap = paired_bootstrap(labels, b, a, metrics.roc_auc, n_boot=n_boot, seed=seed, digits=6)
+    return {"diff": gap["difference"], "ci95": gap["ci95"]}
 
 
 def choose_rule(report: dict, default: str) -> dict:
@@ -543,14 +538,10 @@ def parse_args(argv: list[str] | None = None) -> ClipsConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: evaluate clips, print the table."""
+    from training.cli import run_and_print
+
     cfg = parse_args(argv)
-    try:
-        report = evaluate_clips(cfg)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(markdown(report))
-    return 0
+    return run_and_print(lambda: evaluate_clips(cfg), markdown)
 
 
 if __name__ == "__main__":

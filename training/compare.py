@@ -44,13 +44,13 @@ class CompareConfig:
 
 
 def _resample(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Indices drawn with replacement within each label, so an AUC is defined on every resample."""
-    parts = [rng.choice(idx, idx.size) for idx in (np.flatnonzero(labels == v) for v in np.unique(labels))]
+    """Indices drawn with replacement within each label (fakes first), so an AUC is defined on every resample."""
+    parts = [rng.choice(idx, idx.size) for idx in (np.flatnonzero(labels == v) for v in np.unique(labels)[::-1])]
     return np.concatenate(parts)
 
 
 def paired_bootstrap(labels, base, candidate, stat_base: Stat, stat_candidate: Stat | None = None,
-                     n_boot: int = 2000, seed: int = 0, higher_is_better: bool = True) -> dict:
+                     n_boot: int = 2000, seed: int = 0, higher_is_better: bool = True, digits: int = 4) -> dict:
     """The candidate-minus-base difference of a figure, with its 95% interval over paired resamples."""
     labels, base, candidate = (np.asarray(a) for a in (labels, base, candidate))
     if not labels.size or base.shape != labels.shape or candidate.shape != labels.shape:
@@ -65,8 +65,8 @@ def paired_bootstrap(labels, base, candidate, stat_base: Stat, stat_candidate: S
     lo, hi = np.percentile(diffs, [2.5, 97.5])
     sign = 1.0 if higher_is_better else -1.0
     gain_lo, gain_hi = sorted((sign * lo, sign * hi))
-    return {"n": int(labels.size), "base": round(float(b), 4), "candidate": round(float(c), 4),
-            "difference": round(float(c - b), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
+    return {"n": int(labels.size), "base": round(float(b), digits), "candidate": round(float(c), digits),
+            "difference": round(float(c - b), digits), "ci95": [round(float(lo), digits), round(float(hi), digits)],
             "higher_is_better": higher_is_better,
             "share_candidate_better": round(float(np.mean(sign * diffs > 0)), 3),
             "verdict": "better" if gain_lo > 0 else "worse" if gain_hi < 0 else "within noise"}
@@ -149,14 +149,11 @@ def parse_args(argv: list[str] | None = None) -> CompareConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Compare, print the table, and say where a version is missing."""
-    try:
-        report = compare(parse_args(argv))
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(markdown(report))
-    return 0
+    """Entry point: compare, print the table (or one line saying which version or file is missing)."""
+    from training.cli import run_and_print
+
+    cfg = parse_args(argv)
+    return run_and_print(lambda: compare(cfg), markdown)
 
 
 if __name__ == "__main__":

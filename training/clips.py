@@ -45,6 +45,7 @@ import numpy as np
 
 from serving import contract
 from training import metrics
+from training.paths import recorded
 
 FRAMES = 8
 PER_SOURCE = 100
@@ -435,9 +436,9 @@ def evaluate_clips(cfg: ClipsConfig, scorer=None, log=print) -> dict:
 
     per_rule = aggregate(frame_scores)
     report = {
-        "model": {"path": str(version_dir), "version": meta.get("version"), "threshold": threshold,
+        "model": {"path": recorded(version_dir), "version": meta.get("version"), "threshold": threshold,
                   "uncertain_band": list(band), "signature": contract.SIGNATURE_BYTES},
-        "data": {"manifest": str(manifest), "split": "val", "val_fraction": cfg.val_fraction, "seed": cfg.seed,
+        "data": {"manifest": recorded(manifest), "split": "val", "val_fraction": cfg.val_fraction, "seed": cfg.seed,
                  "clip_seed": clip_seed, "validation_images": len(val), "frames_per_clip": cfg.frames, "per_source": cfg.per_source,
                  "clips": {k: dict(v) for k, v in _counts(clips).items()},
                  "variation": {**asdict(variation), "fps": FPS},

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from training import metrics
+from training.paths import recorded
 
 Stat = Callable[[np.ndarray, np.ndarray], float]
 """A figure of (labels, scores), e.g. the AUC."""
@@ -106,8 +107,8 @@ def compare(cfg: CompareConfig) -> dict:
     dirs = [resolve_version(cfg.base), resolve_version(cfg.candidate)]
     thresholds = tuple(float(read_version_metadata(d).get("threshold", contract.DEFAULT_THRESHOLD)) for d in dirs)
     base, candidate = (BytesScorer(d).score_files([s.path for s in samples]) for d in dirs)
-    report = {"base": str(dirs[0]), "candidate": str(dirs[1]), "thresholds": list(thresholds),
-              "data": {"manifest": cfg.manifest, "split": cfg.split, "seed": cfg.seed, "n": len(samples)},
+    report = {"base": recorded(dirs[0]), "candidate": recorded(dirs[1]), "thresholds": list(thresholds),
+              "data": {"manifest": recorded(cfg.manifest), "split": cfg.split, "seed": cfg.seed, "n": len(samples)},
               "n_boot": cfg.n_boot,
               "figures": compare_scores(samples, labels, base, candidate, thresholds, cfg.n_boot, cfg.seed)}
     if cfg.json_out:

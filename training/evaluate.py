@@ -29,6 +29,7 @@ import numpy as np
 
 from serving import contract
 from training import metrics
+from training.paths import recorded
 
 CropFn = Callable[[bytes], tuple[list[bytes], bool]]
 """A client's preparation of one file: its crops (encoded bytes) and whether a face was found."""
@@ -389,10 +390,10 @@ def evaluate(cfg: EvalConfig) -> dict:
     from training.data import summarize
 
     report = {
-        "model": {"path": str(version_dir), "version": meta.get("version"), "threshold": threshold,
+        "model": {"path": recorded(version_dir), "version": meta.get("version"), "threshold": threshold,
                   "uncertain_band": list(band), "temperature": meta.get("temperature"),
                   "signature": contract.SIGNATURE_BYTES},
-        "data": {"manifest": str(cfg.manifest), "split": cfg.split, "val_fraction": cfg.val_fraction,
+        "data": {"manifest": recorded(cfg.manifest), "split": cfg.split, "val_fraction": cfg.val_fraction,
                  "seed": cfg.seed, "max_per_source": cfg.max_per_source, "n": len(samples),
                  "counts": summarize(samples)},
         "overall": {**metrics.summary(labels, probs, threshold), **band_figures(labels, probs, threshold, band)},

@@ -26,8 +26,7 @@ import numpy as np
 
 from training.augment import AugmentConfig, augment
 from training.data import Sample, limit_per_source, load_samples, split_by_group, summarize
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from training.paths import REPO_ROOT, recorded, resolve
 DEFAULT_DATA = "../shared/data/faces/manifest.csv"
 DEFAULT_WEIGHTS = "../shared/weights/mobilenet_v2_0.35_224_imagenet_notop.weights.h5"
 
@@ -138,13 +137,6 @@ class TrainConfig:
                              blur_prob=self.blur_prob, noise_prob=self.noise_prob,
                              colour_prob=self.colour_prob, jpeg_prob=self.jpeg_prob,
                              jpeg_quality=tuple(self.jpeg_quality))
-
-
-def resolve(path: str | None) -> str | None:
-    """Relative paths in configs are relative to the repo root, so `make train` works from anywhere."""
-    if path is None or path == "imagenet" or os.path.isabs(path):
-        return path
-    return str((REPO_ROOT / path).resolve())
 
 
 def log(msg: str) -> None:
@@ -453,7 +445,8 @@ def environment(cfg: TrainConfig) -> dict:
     return {
         "python": sys.version, "platform": platform.platform(), "cpu_count": os.cpu_count(),
         "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-        "opencv": cv2.__version__, "git_commit": commit, "seed": cfg.seed, "argv": sys.argv,
+        "opencv": cv2.__version__, "git_commit": commit, "seed": cfg.seed,
+        "argv": [recorded(sys.argv[0]), *sys.argv[1:]],
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

@@ -1,0 +1,37 @@
+"""Where the repo is, and how paths are read from configs and written into shipped metrics.
+
+Configs name data and weights relative to the repo root (`../shared/...`), so a run works from any checkout. Reports
+that ship in `saved_model/` record paths the same way: an absolute path of the machine that ran them
+(`/work/main/../shared/...`) means nothing on another one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve(path: str | None) -> str | None:
+    """Relative paths in configs are relative to the repo root, so `make train` works from anywhere."""
+    if path is None or path == "imagenet" or os.path.isabs(path):
+        return path
+    return str((REPO_ROOT / path).resolve())
+
+
+def recorded(path: str | os.PathLike | None, root: Path = REPO_ROOT) -> str | None:
+    """The path as a report should keep it: relative to the repo root when it lies in the repo or beside it (the
+    shared data), so the figures read the same on every machine; other paths stay absolute, as given."""
+    if path is None:
+        return None
+    text = os.fspath(path)
+    if text == "imagenet":
+        return text
+    absolute = Path(os.path.abspath(text if os.path.isabs(text) else Path.cwd() / text))
+    root = Path(os.path.abspath(root))
+    if absolute == root or root in absolute.parents:
+        return absolute.relative_to(root).as_posix() or "."
+    if absolute == root.parent or root.parent in absolute.parents:
+        return (Path("..") / absolute.relative_to(root.parent)).as_posix()
+    return absolute.as_posix()

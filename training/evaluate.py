@@ -29,12 +29,12 @@ import numpy as np
 
 from serving import contract
 from training import metrics
-from training.paths import recorded
+from training.paths import REPO_ROOT, recorded
 
 CropFn = Callable[[bytes], tuple[list[bytes], bool]]
 """A client's preparation of one file: its crops (encoded bytes) and whether a face was found."""
 
-DEFAULT_MANIFEST = str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "faces" / "manifest.csv")
+DEFAULT_MANIFEST = str(REPO_ROOT / ".." / "shared" / "data" / "faces" / "manifest.csv")
 SHORTCUT_QUALITIES = (50, 75)
 
 

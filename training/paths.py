@@ -28,10 +28,9 @@ def recorded(path: str | os.PathLike | None, root: Path = REPO_ROOT) -> str | No
     text = os.fspath(path)
     if text == "imagenet":
         return text
-    absolute = Path(os.path.abspath(text if os.path.isabs(text) else Path.cwd() / text))
-    root = Path(os.path.abspath(root))
-    if absolute == root or root in absolute.parents:
-        return absolute.relative_to(root).as_posix() or "."
-    if absolute == root.parent or root.parent in absolute.parents:
+    absolute, root = Path(os.path.abspath(text)), Path(os.path.abspath(root))
+    if absolute.is_relative_to(root):
+        return absolute.relative_to(root).as_posix()
+    if absolute.is_relative_to(root.parent):
         return (Path("..") / absolute.relative_to(root.parent)).as_posix()
     return absolute.as_posix()

@@ -27,6 +27,7 @@ import numpy as np
 from training.augment import AugmentConfig, augment
 from training.data import Sample, limit_per_source, load_samples, split_by_group, summarize
 from training.paths import REPO_ROOT, recorded, resolve
+
 DEFAULT_DATA = "../shared/data/faces/manifest.csv"
 DEFAULT_WEIGHTS = "../shared/weights/mobilenet_v2_0.35_224_imagenet_notop.weights.h5"
 

@@ -1,0 +1,339 @@
+"""Head-only levers against false alarms on a real source the model never saw, on a leave-one-real-out run's cache.
+
+Run (after `python -m training.evaluate --leave-one-real-out ...` has trained the run):
+  python -m training.head_levers --run runs/loo7_real/without-real-aaf-24b0ef54
+
+Each variant trains a fresh head on the run's own cached frozen-backbone features (the augmented views its stage 1
+saw; minutes on a CPU), is calibrated on the run's cached validation features as a release is (Platt, then the
+threshold and band rules), and scores the held-out source's images, none seen in training: whole images and the
+clients' own face crops, whose features the run's backbone computes once. Writes <run>/head_levers.json.
+
+Variants (every one in the same loop, same seed, same epochs, best epoch by the run's selection metric):
+  plain          the stage-1 head and loss (class weights)
+  balanced       each real source weighs the same inside the real class
+  adversarial-L  plain + a classifier of the real source on the head's hidden layer, through gradient reversal
+                 (Ganin and Lempitsky 2015) at weight L: the hidden layer is trained to hide which real
+                 source a real photo came from, so "real" cannot mean "like one of the real sources seen"
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_VARIANTS = ("plain", "balanced", "adversarial-1", "nullspace-5", "nullspace-20", "nullspace-60")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One head recipe: loss weighting and the strength of the real-source adversary (0 = none)."""
+
+    name: str
+    balanced_reals: bool = False
+    adversary_weight: float = 0.0
+    nullspace_iterations: int = 0
+
+    @classmethod
+    def parse(cls, name: str) -> "Variant":
+        """'plain', 'balanced', '[balanced-]adversarial-<weight>' or '[balanced-]nullspace-<iterations>'."""
+        balanced = name.startswith("balanced")
+        rest = name.removeprefix("balanced").lstrip("-")
+        try:
+            if rest in ("", "plain") or name == "plain":
+                return cls(name, balanced_reals=balanced)
+            if rest.startswith("adversarial-"):
+                return cls(name, balanced, adversary_weight=float(rest.removeprefix("adversarial-")))
+            if rest.startswith("nullspace-"):
+                return cls(name, balanced, nullspace_iterations=int(rest.removeprefix("nullspace-")))
+        except ValueError:
+            pass
+        raise ValueError(f"unknown variant {name!r}: expected plain, balanced, [balanced-]adversarial-<weight> "
+                         "or [balanced-]nullspace-<iterations>")
+
+
+def source_nullspace(feats: np.ndarray, sources: np.ndarray, iterations: int, ridge: float = 1e-2) -> np.ndarray:
+    """A d x d projection removing the directions in which a linear classifier tells the real sources apart.
+
+    Iterative nullspace projection (Ravfogel et al. 2020): fit a one-vs-rest ridge classifier of the source
+    (every source weighing the same) on the projected features, remove its directions, repeat. A fixed linear
+    map, so it can sit in front of the head in an exported graph."""
+    x = feats.reshape(len(feats), -1).astype(np.float64)
+    x = x - x.mean(0)
+    names = np.unique(sources)
+    y = np.where(sources[:, None] == names[None, :], 1.0, -1.0)
+    sw = np.zeros(len(x))
+    for name in names:
+        sw[sources == name] = 1.0 / (sources == name).sum()
+    d = x.shape[1]
+    basis = np.zeros((d, 0))
+    scale = float(np.mean(np.sum(x * x, axis=1))) / d
+    for _ in range(iterations):
+        xp = x - (x @ basis) @ basis.T
+        gram = xp.T @ (xp * sw[:, None]) + ridge * scale * np.eye(d)
+        w = np.linalg.solve(gram, xp.T @ (y * sw[:, None]))
+        w = w - basis @ (basis.T @ w)
+        u, sv, _ = np.linalg.svd(w, full_matrices=False)
+        new = u[:, sv > 1e-6 * max(sv.max(), 1e-30)]  # one-vs-rest columns are dependent: keep their span only
+        if new.shape[1] == 0:
+            break
+        basis = np.linalg.qr(np.c_[basis, new])[0]
+    return (np.eye(d) - basis @ basis.T).astype(np.float32)
+
+
+def project(feats: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Features mapped through a d x d projection, shape kept."""
+    return (feats.reshape(len(feats), -1) @ p).reshape(feats.shape).astype(np.float32)
+
+
+def source_probe_accuracy(feats: np.ndarray, sources: np.ndarray, seed: int = 0) -> float:
+    """How well a fresh linear probe reads the real source from features (half fit, half scored; balanced)."""
+    x = feats.reshape(len(feats), -1).astype(np.float64)
+    names = np.unique(sources)
+    half = np.random.default_rng(seed).random(len(x)) < 0.5
+    a = np.c_[x, np.ones(len(x))]
+    y = np.where(sources[:, None] == names[None, :], 1.0, -1.0)
+    coef = np.linalg.lstsq(a[half], y[half], rcond=None)[0]
+    pred = names[np.argmax(a[~half] @ coef, axis=1)]
+    truth = sources[~half]
+    return float(np.mean([np.mean(pred[truth == n] == n) for n in names]))
+
+
+def loss_weights(labels: np.ndarray, sources: np.ndarray, balanced_reals: bool) -> np.ndarray:
+    """Per-view loss weights: inverse class frequency, and optionally every real source equal inside the reals."""
+    from training.train import class_weights
+
+    cw = class_weights(labels)
+    w = np.where(labels > 0.5, cw[1], cw[0]).astype(np.float64)
+    if balanced_reals:
+        reals = labels < 0.5
+        names = np.unique(sources[reals])
+        for name in names:
+            sel = reals & (sources == name)
+            w[sel] *= reals.sum() / (len(names) * sel.sum())
+    return (w / w.mean()).astype(np.float32)
+
+
+def source_targets(labels: np.ndarray, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Class index of each real view's source (-1 for fakes), per-view weights that balance the sources, names."""
+    names = sorted(np.unique(sources[labels < 0.5]).tolist())
+    target = np.array([names.index(s) if lab < 0.5 else -1 for s, lab in zip(sources, labels)], np.int32)
+    weight = np.zeros(len(target), np.float32)
+    for k in range(len(names)):
+        sel = target == k
+        weight[sel] = 1.0 / (len(names) * sel.sum())
+    return target, (weight * (target >= 0).sum()).astype(np.float32), names
+
+
+def train_head(head_cfg, feats: np.ndarray, labels: np.ndarray, sources: np.ndarray, variant: Variant,
+               select, epochs: int, batch: int, lr: float, seed: int, adversary_lr_factor: float = 1.0):
+    """A fresh head trained on cached features; returns it at its best epoch by `select(head)`, and the history."""
+    import keras
+    import tensorflow as tf
+
+    from training.model import build_head
+
+    keras.utils.set_random_seed(seed)
+    head = build_head(head_cfg, tuple(feats.shape[1:]))
+    hidden = keras.Model(head.input, [head.output, head.get_layer(f"dense_{len(head_cfg.dense_units) - 1}").output])
+    n_src_target, src_w, names = source_targets(labels, sources)
+    adversary = keras.Sequential([keras.Input((head_cfg.dense_units[-1],)), keras.layers.Dense(64, activation="relu"),
+                                  keras.layers.Dense(len(names))], name="real_source_adversary")
+    w = loss_weights(labels, sources, variant.balanced_reals)
+    opt_head, opt_adv = keras.optimizers.Adam(lr), keras.optimizers.Adam(lr * adversary_lr_factor)
+    lam = tf.constant(variant.adversary_weight, tf.float32)
+
+    @tf.function(reduce_retracing=True)
+    def step(x, y, sw, st, stw):
+        with tf.GradientTape(persistent=True) as tape:
+            logit, h = hidden(x, training=True)
+            bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logit[:, 0])
+            loss = tf.reduce_sum(bce * sw) / tf.cast(tf.shape(x)[0], tf.float32)
+            src_logits = adversary(h, training=True)
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.maximum(st, 0), logits=src_logits)
+            adv = tf.reduce_sum(ce * stw) / tf.maximum(1.0, tf.reduce_sum(stw))
+            total = loss - lam * adv
+        opt_head.apply_gradients(zip(tape.gradient(total, head.trainable_variables), head.trainable_variables))
+        if variant.adversary_weight > 0:
+            opt_adv.apply_gradients(zip(tape.gradient(adv, adversary.trainable_variables),
+                                        adversary.trainable_variables))
+        del tape
+        return loss, adv
+
+    rng = np.random.default_rng([seed, 3])
+    best, best_weights, history = -np.inf, None, []
+    for epoch in range(epochs):
+        order = rng.permutation(len(labels))
+        losses = []
+        for k in range(0, len(order), batch):
+            idx = np.sort(order[k:k + batch])
+            losses.append([float(v) for v in step(feats[idx], labels[idx], w[idx], n_src_target[idx], src_w[idx])])
+        score = select(head)
+        history.append({"epoch": epoch + 1, "loss": float(np.mean([a for a, _ in losses])),
+                        "adversary_ce": float(np.mean([b for _, b in losses])), "selection": score})
+        if score > best:
+            best, best_weights = score, head.get_weights()
+    head.set_weights(best_weights)
+    return head, history
+
+
+@dataclass
+class Features:
+    """Cached and freshly computed pooled backbone features of one run."""
+
+    train: np.ndarray
+    train_labels: np.ndarray
+    train_sources: np.ndarray
+    val: np.ndarray
+    val_samples: list
+    whole: np.ndarray
+    crops: np.ndarray
+    crop_groups: object
+
+
+def pooled_features(model, blobs_or_paths: list, from_bytes: bool) -> np.ndarray:
+    """Pooled backbone features of images decoded like `from_bytes` (files or encoded bytes)."""
+    import tensorflow as tf
+
+    from training.preprocess import decode_and_resize
+    from training.train import pooled_backbone
+
+    net = pooled_backbone(model)
+    items = tf.constant(list(blobs_or_paths), dtype=tf.string)
+    read = (lambda b: decode_and_resize(b)) if from_bytes else (lambda p: decode_and_resize(tf.io.read_file(p)))
+    ds = tf.data.Dataset.from_tensor_slices(items).map(read, num_parallel_calls=2).batch(64).prefetch(1)
+    fn = tf.function(lambda x: net(x, training=False), reduce_retracing=True)
+    return np.concatenate([fn(b).numpy() for b in ds]).astype(np.float32)
+
+
+def load_features(run: Path, source: str, cap: int) -> tuple[object, Features]:
+    """The run's config and cache, and features of the held-out source's whole images and client crops."""
+    import keras
+
+    from training.data import load_samples
+    from training.evaluate import client_crops, prepare_client_crops
+    from training.real_holdout import holdout_images
+    from training.train import TrainConfig, cache_plan, prepare_samples, resolve
+
+    cfg = TrainConfig.from_json(run / "config.json")
+    train, val = prepare_samples(cfg)
+    plan = cache_plan(train, cfg)
+    if plan["sbi"].any():
+        raise ValueError("head_levers needs a cache without self-blended views (cache_sbi_views = 0)")
+    feats = np.load(run / "cache" / "train_features.npy", mmap_mode="r")
+    if len(feats) != len(plan["label"]):
+        raise ValueError(f"cache has {len(feats)} views, the config's plan {len(plan['label'])}: not this run's cache")
+    by_path = {s.path: s.source for s in train}
+    model = keras.models.load_model(run / "model.keras", compile=False)
+    images = holdout_images(load_samples(resolve(cfg.data)), source, cap, cfg.seed)
+    whole = pooled_features(model, [s.path for s in images], from_bytes=False)
+    _, make_crops = client_crops()
+    groups = prepare_client_crops([Path(s.path).read_bytes() for s in images], make_crops)
+    crops = pooled_features(model, groups.flat, from_bytes=True)
+    return cfg, Features(np.asarray(feats, np.float32), plan["label"],
+                         np.array([by_path[p] for p in plan["path"]]),
+                         np.load(run / "cache" / "val_features.npy").astype(np.float32), val, whole, crops, groups)
+
+
+def logits_of(head, feats: np.ndarray) -> np.ndarray:
+    """Raw head logits, in order."""
+    return head.predict(feats, batch_size=1024, verbose=0)[:, 0].astype(np.float64)
+
+
+class RunHead:
+    """The run's own trained head (its model.keras) behind the same `predict` as a fresh head: the reference row."""
+
+    def __init__(self, run: Path):
+        import keras
+
+        from training.train import head_tail
+
+        self._tail = head_tail(keras.models.load_model(run / "model.keras", compile=False))
+
+    def predict(self, feats: np.ndarray, batch_size: int = 1024, verbose: int = 0) -> np.ndarray:
+        """Logits recovered from the tail's sigmoid (clipped away from 0 and 1)."""
+        p = np.clip(self._tail.predict(feats, batch_size=batch_size, verbose=verbose).astype(np.float64), 1e-7, 1 - 1e-7)
+        return np.log(p / (1 - p))
+
+
+def evaluate_head(head, f: Features) -> dict:
+    """Calibrate on the run's validation features and measure false alarms on the held-out source."""
+    from training.real_holdout import calibrate_run, false_alarms
+    from training.train import per_source_metrics, source_auc
+
+    val_logits = logits_of(head, f.val)
+    cal = calibrate_run(f.val_samples, val_logits)
+    per = per_source_metrics(f.val_samples, cal.probs(val_logits), cal.threshold)
+    crop_probs = f.crop_groups.most_suspicious(cal.probs(logits_of(head, f.crops)))
+    return {"threshold": round(cal.threshold, 4),
+            "whole_image": false_alarms(cal.probs(logits_of(head, f.whole)), cal.threshold, cal.band),
+            "client_crop": false_alarms(crop_probs, cal.threshold, cal.band),
+            "validation": {"source_auc": round(source_auc(per), 4), "overall_auc": round(per["overall"]["auc"], 4),
+                           **{k: round(v.get("auc_same_source", v["auc_vs_all_reals"]), 4)
+                              for k, v in per.items() if isinstance(v, dict) and "auc_vs_all_reals" in v},
+                           **{f"{k}_accuracy": round(v["accuracy"], 4) for k, v in per.items()
+                              if isinstance(v, dict) and "auc_vs_all_reals" not in v and k != "overall"}}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train every variant's head on the run's cache, score it, print one line each, write head_levers.json."""
+    from training.model import ModelConfig
+    from training.train import model_config
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="a leave-one-real-out run directory (config.json, cache/, model.keras)")
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--cap", type=int, default=400, help="held-out images scored")
+    args = p.parse_args(argv)
+    run = Path(args.run)
+    cfg = json.loads((run / "config.json").read_text())
+    (source,) = cfg["exclude_real_sources"]
+    train_cfg, f = load_features(run, source, args.cap)
+    head_cfg: ModelConfig = model_config(train_cfg)
+
+    out = run / "head_levers.json"
+    results = json.loads(out.read_text()) if out.exists() else {}
+    results["held_out"] = source
+    results["run"] = evaluate_head(RunHead(run), f)
+    print(f"run's own head: {results['run']}", flush=True)
+    for name in [v for v in args.variants.split(",") if v]:
+        variant = Variant.parse(name)
+        fv, extra = with_variant_features(f, variant)
+        head, history = train_head(head_cfg, fv.train, fv.train_labels, fv.train_sources, variant,
+                                   lambda h: selection(h, fv), args.epochs, train_cfg.frozen_batch,
+                                   train_cfg.frozen_lr, train_cfg.seed)
+        results[name] = {**dataclasses.asdict(variant), **extra, **evaluate_head(head, fv), "history": history}
+        r = results[name]
+        print(f"{name}: FPR whole {r['whole_image']['false_positive_rate']:.3f} crop "
+              f"{r['client_crop']['false_positive_rate']:.3f} | val {r['validation']} {extra}", flush=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def selection(head, f: Features) -> float:
+    """The run's selection metric (mean same-source AUC of the fake sources) on its validation features."""
+    from training.train import per_source_metrics, source_auc
+
+    return source_auc(per_source_metrics(f.val_samples, 1 / (1 + np.exp(-logits_of(head, f.val)))))
+
+
+def with_variant_features(f: Features, variant: Variant) -> tuple[Features, dict]:
+    """The features a variant's head sees (projected for a nullspace variant), and what the projection did."""
+    if not variant.nullspace_iterations:
+        return f, {}
+    reals = f.train_labels < 0.5
+    p = source_nullspace(f.train[reals], f.train_sources[reals], variant.nullspace_iterations)
+    val_reals = np.array([s.label == 0 for s in f.val_samples])
+    val_sources = np.array([s.source for s in f.val_samples])[val_reals]
+    fv = dataclasses.replace(f, train=project(f.train, p), val=project(f.val, p), whole=project(f.whole, p),
+                             crops=project(f.crops, p))
+    return fv, {"directions_removed": int(round(p.shape[0] - np.trace(p))),
+                "val_source_probe_before": round(source_probe_accuracy(f.val[val_reals], val_sources), 4),
+                "val_source_probe_after": round(source_probe_accuracy(fv.val[val_reals], val_sources), 4)}
+
+
+if __name__ == "__main__":
+    main()

@@ -9,11 +9,15 @@ threshold and band rules), and scores the held-out source's images, none seen in
 clients' own face crops, whose features the run's backbone computes once. Writes <run>/head_levers.json.
 
 Variants (every one in the same loop, same seed, same epochs, best epoch by the run's selection metric):
-  plain          the stage-1 head and loss (class weights)
-  balanced       each real source weighs the same inside the real class
-  adversarial-L  plain + a classifier of the real source on the head's hidden layer, through gradient reversal
-                 (Ganin and Lempitsky 2015) at weight L: the hidden layer is trained to hide which real
-                 source a real photo came from, so "real" cannot mean "like one of the real sources seen"
+  plain             the stage-1 head and loss (class weights)
+  balanced[:P]      inside the real class a source of n views weighs ~ n^(1-P): P=1 every real source the same
+  fakes-balanced[:P] the same for the fake sources
+  adversarial:W     a classifier of the real source on the head's hidden layer, through gradient reversal
+                    (Ganin and Lempitsky 2015) at weight W: the hidden layer is trained to hide which real
+                    source a real photo came from, so "real" cannot mean "like one of the real sources seen"
+  nullspace:N       the features projected off N rounds of linear real-source classifiers (Ravfogel et al.
+                    2020) before the head: a fixed linear map that removes what tells the real sources apart
+  Parts join with '+', e.g. balanced+nullspace:5.
 """
 from __future__ import annotations
 
@@ -25,34 +29,62 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_VARIANTS = ("plain", "balanced", "adversarial-1", "nullspace-5", "nullspace-20", "nullspace-60")
+DEFAULT_VARIANTS = ("plain", "balanced", "balanced:0.5", "balanced+fakes-balanced", "adversarial:1", "nullspace:5",
+                    "nullspace:20", "balanced+nullspace:5")
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One head recipe: loss weighting and the strength of the real-source adversary (0 = none)."""
+    """One head recipe: how sources are weighted, the real-source adversary's strength, the nullspace depth."""
 
     name: str
-    balanced_reals: bool = False
+    real_balance: float = 0.0
+    """0: reals weigh as many as they are; 1: every real source weighs the same; between: weight ~ count^-power."""
+    fake_balance: float = 0.0
+    """The same for the fake sources."""
     adversary_weight: float = 0.0
     nullspace_iterations: int = 0
 
     @classmethod
     def parse(cls, name: str) -> "Variant":
-        """'plain', 'balanced', '[balanced-]adversarial-<weight>' or '[balanced-]nullspace-<iterations>'."""
-        balanced = name.startswith("balanced")
-        rest = name.removeprefix("balanced").lstrip("-")
-        try:
-            if rest in ("", "plain") or name == "plain":
-                return cls(name, balanced_reals=balanced)
-            if rest.startswith("adversarial-"):
-                return cls(name, balanced, adversary_weight=float(rest.removeprefix("adversarial-")))
-            if rest.startswith("nullspace-"):
-                return cls(name, balanced, nullspace_iterations=int(rest.removeprefix("nullspace-")))
-        except ValueError:
-            pass
-        raise ValueError(f"unknown variant {name!r}: expected plain, balanced, [balanced-]adversarial-<weight> "
-                         "or [balanced-]nullspace-<iterations>")
+        """'plain', or '+'-joined parts: balanced[:power], fakes-balanced[:power], adversarial:W, nullspace:N."""
+        fields: dict = {}
+        for part in name.split("+"):
+            key, colon, value = part.partition(":")
+            try:
+                if colon and not value:
+                    raise ValueError(part)
+                if key == "plain" and not colon:
+                    continue
+                if key == "balanced":
+                    fields["real_balance"] = float(value or 1.0)
+                elif key == "fakes-balanced":
+                    fields["fake_balance"] = float(value or 1.0)
+                elif key == "adversarial" and value:
+                    fields["adversary_weight"] = float(value)
+                elif key == "nullspace" and value:
+                    fields["nullspace_iterations"] = int(value)
+                else:
+                    raise ValueError(part)
+            except ValueError:
+                raise ValueError(f"unknown variant {name!r}: expected 'plain' or '+'-joined parts balanced[:power], "
+                                 "fakes-balanced[:power], adversarial:<weight>, nullspace:<iterations>") from None
+        return cls(name, **fields)
+
+
+def loss_weights(labels: np.ndarray, sources: np.ndarray, real_balance: float = 0.0,
+                 fake_balance: float = 0.0) -> np.ndarray:
+    """Per-view loss weights: the classes even, and inside each class a source of n views weighing ~ n^(1-power)."""
+    w = np.zeros(len(labels), np.float64)
+    for label, power in ((0, real_balance), (1, fake_balance)):
+        cls = (labels > 0.5) == bool(label)
+        if not cls.any():
+            continue
+        for name in np.unique(sources[cls]):
+            sel = cls & (sources == name)
+            w[sel] = float(sel.sum()) ** -power
+        w[cls] *= 0.5 / w[cls].sum()  # each class carries half of the loss
+    return (w / w.mean()).astype(np.float32)
 
 
 def source_nullspace(feats: np.ndarray, sources: np.ndarray, iterations: int, ridge: float = 1e-2) -> np.ndarray:
@@ -102,21 +134,6 @@ def source_probe_accuracy(feats: np.ndarray, sources: np.ndarray, seed: int = 0)
     return float(np.mean([np.mean(pred[truth == n] == n) for n in names]))
 
 
-def loss_weights(labels: np.ndarray, sources: np.ndarray, balanced_reals: bool) -> np.ndarray:
-    """Per-view loss weights: inverse class frequency, and optionally every real source equal inside the reals."""
-    from training.train import class_weights
-
-    cw = class_weights(labels)
-    w = np.where(labels > 0.5, cw[1], cw[0]).astype(np.float64)
-    if balanced_reals:
-        reals = labels < 0.5
-        names = np.unique(sources[reals])
-        for name in names:
-            sel = reals & (sources == name)
-            w[sel] *= reals.sum() / (len(names) * sel.sum())
-    return (w / w.mean()).astype(np.float32)
-
-
 def source_targets(labels: np.ndarray, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Class index of each real view's source (-1 for fakes), per-view weights that balance the sources, names."""
     names = sorted(np.unique(sources[labels < 0.5]).tolist())
@@ -142,7 +159,7 @@ def train_head(head_cfg, feats: np.ndarray, labels: np.ndarray, sources: np.ndar
     n_src_target, src_w, names = source_targets(labels, sources)
     adversary = keras.Sequential([keras.Input((head_cfg.dense_units[-1],)), keras.layers.Dense(64, activation="relu"),
                                   keras.layers.Dense(len(names))], name="real_source_adversary")
-    w = loss_weights(labels, sources, variant.balanced_reals)
+    w = loss_weights(labels, sources, variant.real_balance, variant.fake_balance)
     opt_head, opt_adv = keras.optimizers.Adam(lr), keras.optimizers.Adam(lr * adversary_lr_factor)
     lam = tf.constant(variant.adversary_weight, tf.float32)
 
@@ -259,23 +276,32 @@ class RunHead:
         return np.log(p / (1 - p))
 
 
-def evaluate_head(head, f: Features) -> dict:
-    """Calibrate on the run's validation features and measure false alarms on the held-out source."""
-    from training.real_holdout import calibrate_run, false_alarms
+def validation_report(head, f: Features, cal=None) -> dict:
+    """AUCs per fake source and accuracy per real source on the run's validation features, calibrated like a release."""
+    from training.real_holdout import calibrate_run
     from training.train import per_source_metrics, source_auc
 
     val_logits = logits_of(head, f.val)
-    cal = calibrate_run(f.val_samples, val_logits)
+    cal = cal or calibrate_run(f.val_samples, val_logits)
     per = per_source_metrics(f.val_samples, cal.probs(val_logits), cal.threshold)
+    return {"threshold": round(cal.threshold, 4), "source_auc": round(source_auc(per), 4),
+            "overall_auc": round(per["overall"]["auc"], 4),
+            **{str(k): round(v.get("auc_same_source", v["auc_vs_all_reals"]), 4)
+               for k, v in per.items() if isinstance(v, dict) and "auc_vs_all_reals" in v},
+            **{f"{k}_accuracy": round(v["accuracy"], 4) for k, v in per.items()
+               if isinstance(v, dict) and "auc_vs_all_reals" not in v and k != "overall"}}
+
+
+def evaluate_head(head, f: Features) -> dict:
+    """Calibrate on the run's validation features and measure false alarms on the held-out source."""
+    from training.real_holdout import calibrate_run, false_alarms
+
+    cal = calibrate_run(f.val_samples, logits_of(head, f.val))
     crop_probs = f.crop_groups.most_suspicious(cal.probs(logits_of(head, f.crops)))
     return {"threshold": round(cal.threshold, 4),
             "whole_image": false_alarms(cal.probs(logits_of(head, f.whole)), cal.threshold, cal.band),
             "client_crop": false_alarms(crop_probs, cal.threshold, cal.band),
-            "validation": {"source_auc": round(source_auc(per), 4), "overall_auc": round(per["overall"]["auc"], 4),
-                           **{k: round(v.get("auc_same_source", v["auc_vs_all_reals"]), 4)
-                              for k, v in per.items() if isinstance(v, dict) and "auc_vs_all_reals" in v},
-                           **{f"{k}_accuracy": round(v["accuracy"], 4) for k, v in per.items()
-                              if isinstance(v, dict) and "auc_vs_all_reals" not in v and k != "overall"}}}
+            "validation": validation_report(head, f, cal)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,11 +10,11 @@ from training.model import ModelConfig
 
 def test_variant_names_read_as_the_recipe_they_train():
     assert Variant.parse("plain") == Variant("plain")
-    assert Variant.parse("balanced") == Variant("balanced", balanced_reals=True)
-    assert Variant.parse("adversarial-0.3") == Variant("adversarial-0.3", adversary_weight=0.3)
-    assert Variant.parse("balanced-adversarial-1") == Variant("balanced-adversarial-1", True, 1.0)
-    assert Variant.parse("balanced-nullspace-20") == Variant("balanced-nullspace-20", True, nullspace_iterations=20)
-    for bad in ("adversarial", "nullspace-x", "shiny"):
+    assert Variant.parse("balanced") == Variant("balanced", real_balance=1.0)
+    assert Variant.parse("balanced:0.5+fakes-balanced") == Variant("balanced:0.5+fakes-balanced", 0.5, 1.0)
+    assert Variant.parse("adversarial:0.3") == Variant("adversarial:0.3", adversary_weight=0.3)
+    assert Variant.parse("balanced+nullspace:20") == Variant("balanced+nullspace:20", 1.0, nullspace_iterations=20)
+    for bad in ("adversarial", "nullspace:x", "shiny", "balanced:"):
         with pytest.raises(ValueError, match="unknown variant"):
             Variant.parse(bad)
 
@@ -22,11 +22,14 @@ def test_variant_names_read_as_the_recipe_they_train():
 def test_balanced_weights_give_every_real_source_the_same_share_and_keep_the_classes_even():
     labels = np.array([0] * 90 + [0] * 10 + [1] * 50, np.float32)
     sources = np.array(["big"] * 90 + ["small"] * 10 + ["fake"] * 50)
-    w = loss_weights(labels, sources, balanced_reals=True)
+    w = loss_weights(labels, sources, real_balance=1.0)
     assert w[sources == "big"].sum() == pytest.approx(w[sources == "small"].sum())
     assert w[labels == 0].sum() == pytest.approx(w[labels == 1].sum())
-    plain = loss_weights(labels, sources, balanced_reals=False)
+    plain = loss_weights(labels, sources)
     assert plain[sources == "big"].sum() == pytest.approx(9 * plain[sources == "small"].sum())
+    assert plain[labels == 0].sum() == pytest.approx(plain[labels == 1].sum())
+    half = loss_weights(labels, sources, real_balance=0.5)
+    assert half[sources == "big"].sum() == pytest.approx(3 * half[sources == "small"].sum())
     assert w.mean() == pytest.approx(1.0) and plain.mean() == pytest.approx(1.0)
 
 

@@ -304,17 +304,42 @@ def evaluate_head(head, f: Features) -> dict:
             "validation": validation_report(head, f, cal)}
 
 
+def levers_markdown(reports: list[dict]) -> str:
+    """One row per variant, one column per held-out source: FPR whole / crop, then validation DFDC and StyleGAN AUC."""
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    names = [k for k in reports[0] if isinstance(reports[0][k], dict)]
+    head = "| variant | " + " | ".join(f"{r['held_out']} held out: FPR whole / crop (val DFDC, StyleGAN AUC)"
+                                        for r in reports) + " |"
+    lines = [head, "|---|" + "---|" * len(reports)]
+    for name in names:
+        cells = []
+        for r in reports:
+            v = r.get(name)
+            cells.append("-" if v is None else
+                         f"{pct(v['whole_image']['false_positive_rate'])} / {pct(v['client_crop']['false_positive_rate'])}"
+                         f" ({v['validation'].get('dfdc', float('nan')):.3f}, "
+                         f"{v['validation'].get('mobilestylegan', float('nan')):.3f})")
+        lines.append(f"| {'the run' + chr(39) + 's own head' if name == 'run' else name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Train every variant's head on the run's cache, score it, print one line each, write head_levers.json."""
     from training.model import ModelConfig
     from training.train import model_config
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="a leave-one-real-out run directory (config.json, cache/, model.keras)")
+    p.add_argument("--table", nargs="+", metavar="JSON", help="only print the Markdown table of these head_levers.json")
+    p.add_argument("--run", help="a leave-one-real-out run directory (config.json, cache/, model.keras)")
     p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--cap", type=int, default=400, help="held-out images scored")
     args = p.parse_args(argv)
+    if args.table:
+        print(levers_markdown([json.loads(Path(j).read_text()) for j in args.table]), end="")
+        return
+    if not args.run:
+        p.error("--run is required unless --table is given")
     run = Path(args.run)
     cfg = json.loads((run / "config.json").read_text())
     (source,) = cfg["exclude_real_sources"]

@@ -84,3 +84,18 @@ def test_heads_learn_the_label_with_and_without_the_adversary_and_log_its_loss()
         assert [h["epoch"] for h in history] == list(range(1, 7))
         assert select(head) == pytest.approx(max(h["selection"] for h in history))  # the best epoch is kept
         assert all(np.isfinite(h["adversary_ce"]) for h in history)
+
+
+def test_the_levers_table_has_a_row_per_variant_and_a_column_per_held_out_source():
+    from training.head_levers import levers_markdown
+
+    def entry(fpr, dfdc):
+        return {"whole_image": {"false_positive_rate": fpr}, "client_crop": {"false_positive_rate": fpr / 2},
+                "validation": {"dfdc": dfdc, "mobilestylegan": 0.99}}
+
+    reports = [{"held_out": "aaf", "run": entry(0.8, 0.76), "balanced": entry(0.4, 0.74)},
+               {"held_out": "ffhq", "run": entry(0.9, 0.77)}]
+    table = levers_markdown(reports).splitlines()
+    assert "aaf held out" in table[0] and "ffhq held out" in table[0]
+    assert table[2] == "| the run's own head | 80.0% / 40.0% (0.760, 0.990) | 90.0% / 45.0% (0.770, 0.990) |"
+    assert table[3] == "| balanced | 40.0% / 20.0% (0.740, 0.990) | - |"

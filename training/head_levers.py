@@ -146,7 +146,7 @@ def source_targets(labels: np.ndarray, sources: np.ndarray) -> tuple[np.ndarray,
 
 
 def train_head(head_cfg, feats: np.ndarray, labels: np.ndarray, sources: np.ndarray, variant: Variant,
-               select, epochs: int, batch: int, lr: float, seed: int, adversary_lr_factor: float = 1.0):
+               select, epochs: int, batch: int, lr: float, seed: int):
     """A fresh head trained on cached features; returns it at its best epoch by `select(head)`, and the history."""
     import keras
     import tensorflow as tf
@@ -156,11 +156,11 @@ def train_head(head_cfg, feats: np.ndarray, labels: np.ndarray, sources: np.ndar
     keras.utils.set_random_seed(seed)
     head = build_head(head_cfg, tuple(feats.shape[1:]))
     hidden = keras.Model(head.input, [head.output, head.get_layer(f"dense_{len(head_cfg.dense_units) - 1}").output])
-    n_src_target, src_w, names = source_targets(labels, sources)
+    source_index, src_w, names = source_targets(labels, sources)
     adversary = keras.Sequential([keras.Input((head_cfg.dense_units[-1],)), keras.layers.Dense(64, activation="relu"),
                                   keras.layers.Dense(len(names))], name="real_source_adversary")
     w = loss_weights(labels, sources, variant.real_balance, variant.fake_balance)
-    opt_head, opt_adv = keras.optimizers.Adam(lr), keras.optimizers.Adam(lr * adversary_lr_factor)
+    opt_head, opt_adv = keras.optimizers.Adam(lr), keras.optimizers.Adam(lr)
     lam = tf.constant(variant.adversary_weight, tf.float32)
 
     @tf.function(reduce_retracing=True)
@@ -187,11 +187,11 @@ def train_head(head_cfg, feats: np.ndarray, labels: np.ndarray, sources: np.ndar
         losses = []
         for k in range(0, len(order), batch):
             idx = np.sort(order[k:k + batch])
-            losses.append([float(v) for v in step(feats[idx], labels[idx], w[idx], n_src_target[idx], src_w[idx])])
+            losses.append([float(v) for v in step(feats[idx], labels[idx], w[idx], source_index[idx], src_w[idx])])
         score = select(head)
         history.append({"epoch": epoch + 1, "loss": float(np.mean([a for a, _ in losses])),
                         "adversary_ce": float(np.mean([b for _, b in losses])), "selection": score})
-        if score > best:
+        if best_weights is None or score > best:  # a NaN score still leaves a head to return
             best, best_weights = score, head.get_weights()
     head.set_weights(best_weights)
     return head, history

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = "shared"
+"""The folder beside the repo that holds the shared data and weights (`../shared`)."""
 
 
 def resolve(path: str | None) -> str | None:
@@ -29,8 +31,11 @@ def recorded(path: str | os.PathLike | None, root: Path = REPO_ROOT) -> str | No
     if text == "imagenet":
         return text
     absolute, root = Path(os.path.abspath(text)), Path(os.path.abspath(root))
-    if absolute.is_relative_to(root):
-        return absolute.relative_to(root).as_posix()
-    if absolute.is_relative_to(root.parent):
-        return (Path("..") / absolute.relative_to(root.parent)).as_posix()
+    real = Path(os.path.realpath(text))
+    # As written first; then through links, since `resolve` follows them and a checkout's ../shared may be one.
+    for base, prefix in ((root, Path()), (root.parent, Path("..")), (Path(os.path.realpath(root)), Path()),
+                         (Path(os.path.realpath(root.parent / SHARED)), Path("..") / SHARED)):
+        candidate = absolute if base in (root, root.parent) else real
+        if candidate.is_relative_to(base):
+            return (prefix / candidate.relative_to(base)).as_posix()
     return absolute.as_posix()

@@ -29,6 +29,20 @@ def test_a_path_elsewhere_stays_absolute_and_nothing_stays_nothing(tmp_path):
     assert recorded(None) is None and recorded("imagenet") == "imagenet"
 
 
+def test_a_shared_folder_that_is_a_link_is_still_recorded_as_beside_the_repo(tmp_path):
+    root = tmp_path / "checkout" / "main"
+    root.mkdir(parents=True)
+    elsewhere = tmp_path / "data_disk"
+    (elsewhere / "faces").mkdir(parents=True)
+    (elsewhere / "faces" / "manifest.csv").write_text("path,label\n")
+    (tmp_path / "checkout" / "shared").symlink_to(elsewhere)
+    followed = (root / ".." / "shared" / "faces" / "manifest.csv").resolve()  # what resolve() hands on
+    assert followed.is_relative_to(elsewhere)
+    assert recorded(followed, root=root) == "../shared/faces/manifest.csv"
+    assert recorded(elsewhere / "other.csv", root=root) == "../shared/other.csv"
+    assert recorded(tmp_path / "unrelated.csv", root=root) == (tmp_path / "unrelated.csv").as_posix()
+
+
 def test_a_recorded_path_resolves_back_to_the_same_file():
     manifest = (REPO_ROOT / ".." / "shared" / "data" / "faces" / "manifest.csv").resolve()
     assert Path(resolve(recorded(manifest))) == manifest

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+MODEL_FILE = "model.keras"
+"""The model a run kept; head_levers can take another of its files (e.g. checkpoints/stage2_best.keras)."""
 DEFAULT_VARIANTS = ("plain", "balanced", "balanced:0.5", "balanced+fakes-balanced", "adversarial:1", "nullspace:5",
                     "nullspace:20", "balanced+nullspace:5")
 
@@ -226,25 +228,32 @@ def pooled_features(model, blobs_or_paths: list, from_bytes: bool) -> np.ndarray
     return np.concatenate([fn(b).numpy() for b in ds]).astype(np.float32)
 
 
-def load_features(run: Path, source: str, cap: int) -> tuple[object, Features]:
-    """The run's config and cache, and features of the held-out source's whole images and client crops."""
+def load_features(run: Path, source: str, cap: int, model_file: str = MODEL_FILE) -> tuple[object, Features]:
+    """The run's config and cache, and features of the held-out source's whole images and client crops.
+
+    For another model file of the run (a fine-tuned checkpoint), its own cache is built beside the run's first."""
     import keras
 
     from training.data import load_samples
     from training.evaluate import client_crops, prepare_client_crops
     from training.real_holdout import holdout_images
-    from training.train import TrainConfig, cache_plan, prepare_samples, resolve
+    from training.train import TrainConfig, build_cache, cache_plan, prepare_samples, resolve
 
     cfg = TrainConfig.from_json(run / "config.json")
     train, val = prepare_samples(cfg)
     plan = cache_plan(train, cfg)
     if plan["sbi"].any():
         raise ValueError("head_levers needs a cache without self-blended views (cache_sbi_views = 0)")
-    feats = np.load(run / "cache" / "train_features.npy", mmap_mode="r")
+    model = keras.models.load_model(run / model_file, compile=False)
+    cache = run / "cache"
+    if model_file != MODEL_FILE:
+        own = run / f"features_{Path(model_file).stem}"
+        build_cache(model, train, val, cfg, own, resume=True)
+        cache = own / "cache"
+    feats = np.load(cache / "train_features.npy", mmap_mode="r")
     if len(feats) != len(plan["label"]):
         raise ValueError(f"cache has {len(feats)} views, the config's plan {len(plan['label'])}: not this run's cache")
     by_path = {s.path: s.source for s in train}
-    model = keras.models.load_model(run / "model.keras", compile=False)
     images = holdout_images(load_samples(resolve(cfg.data)), source, cap, cfg.seed)
     whole = pooled_features(model, [s.path for s in images], from_bytes=False)
     _, make_crops = client_crops()
@@ -252,7 +261,7 @@ def load_features(run: Path, source: str, cap: int) -> tuple[object, Features]:
     crops = pooled_features(model, groups.flat, from_bytes=True)
     return cfg, Features(np.asarray(feats, np.float32), plan["label"],
                          np.array([by_path[p] for p in plan["path"]]),
-                         np.load(run / "cache" / "val_features.npy").astype(np.float32), val, whole, crops, groups)
+                         np.load(cache / "val_features.npy").astype(np.float32), val, whole, crops, groups)
 
 
 def logits_of(head, feats: np.ndarray) -> np.ndarray:
@@ -263,12 +272,12 @@ def logits_of(head, feats: np.ndarray) -> np.ndarray:
 class RunHead:
     """The run's own trained head (its model.keras) behind the same `predict` as a fresh head: the reference row."""
 
-    def __init__(self, run: Path):
+    def __init__(self, run: Path, model_file: str = MODEL_FILE):
         import keras
 
         from training.train import head_tail
 
-        self._tail = head_tail(keras.models.load_model(run / "model.keras", compile=False))
+        self._tail = head_tail(keras.models.load_model(run / model_file, compile=False))
 
     def predict(self, feats: np.ndarray, batch_size: int = 1024, verbose: int = 0) -> np.ndarray:
         """Logits recovered from the tail's sigmoid (clipped away from 0 and 1)."""
@@ -334,6 +343,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--cap", type=int, default=400, help="held-out images scored")
+    p.add_argument("--model", default=MODEL_FILE, help="the run's model file whose backbone gives the features "
+                   "(default: %(default)s; e.g. checkpoints/stage2_best.keras, cached in features_<name>/)")
     args = p.parse_args(argv)
     if args.table:
         print(levers_markdown([json.loads(Path(j).read_text()) for j in args.table]), end="")
@@ -343,13 +354,14 @@ def main(argv: list[str] | None = None) -> None:
     run = Path(args.run)
     cfg = json.loads((run / "config.json").read_text())
     (source,) = cfg["exclude_real_sources"]
-    train_cfg, f = load_features(run, source, args.cap)
+    train_cfg, f = load_features(run, source, args.cap, args.model)
     head_cfg: ModelConfig = model_config(train_cfg)
 
-    out = run / "head_levers.json"
+    out = run / ("head_levers.json" if args.model == MODEL_FILE else f"head_levers_{Path(args.model).stem}.json")
     results = json.loads(out.read_text()) if out.exists() else {}
     results["held_out"] = source
-    results["run"] = evaluate_head(RunHead(run), f)
+    results["model"] = args.model
+    results["run"] = evaluate_head(RunHead(run, args.model), f)
     print(f"run's own head: {results['run']}", flush=True)
     for name in [v for v in args.variants.split(",") if v]:
         variant = Variant.parse(name)

@@ -177,3 +177,22 @@ def test_fine_tuning_starts_at_the_top_blocks_of_either_mobilenet(names, n_block
     assert names[trainable_from_blocks(object(), n_blocks)] == first
     assert trainable_from_blocks(object(), 0) is None
     assert trainable_from_blocks(object(), 99) == 0
+
+
+def test_the_real_aware_selection_metric_counts_false_alarms_on_a_real_only_source():
+    """Two models with the same fake-source AUC: val_source_real_auc prefers the one that calls FFHQ photos real."""
+    from training.data import Sample
+    from training.train import per_source_metrics, selection_score
+
+    samples = ([Sample(f"/x/dfdc/f{i}.jpg", 1, "dfdc", f"f{i}") for i in range(10)]
+               + [Sample(f"/x/dfdc/r{i}.jpg", 0, "dfdc", f"r{i}") for i in range(10)]
+               + [Sample(f"/x/ffhq/{i}.jpg", 0, "ffhq", f"q{i}") for i in range(10)])
+    dfdc = np.r_[np.linspace(0.6, 0.9, 10), np.linspace(0.1, 0.4, 10)]
+    calls_ffhq_fake = np.r_[dfdc, np.full(10, 0.95)]
+    calls_ffhq_real = np.r_[dfdc, np.full(10, 0.05)]
+    bad, good = (per_source_metrics(samples, p) for p in (calls_ffhq_fake, calls_ffhq_real))
+    assert bad["ffhq"]["auc_vs_all_fakes"] == 0.0 and good["ffhq"]["auc_vs_all_fakes"] == 1.0
+    assert selection_score(bad, "val_source_auc") == selection_score(good, "val_source_auc") == 1.0
+    assert selection_score(bad, "val_source_real_auc") == pytest.approx(0.5)
+    assert selection_score(good, "val_source_real_auc") == pytest.approx(1.0)
+    assert selection_score(good, "val_auc") == good["overall"]["auc"]

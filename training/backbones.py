@@ -57,7 +57,7 @@ def score_run(model, cfg) -> dict:
     """Calibrated validation figures of one trained run."""
     from training.calibrate import keras_logits
     from training.real_holdout import calibrate_run, false_alarms
-    from training.train import per_source_metrics, prepare_samples
+    from training.train import fake_source_aucs, per_source_metrics, prepare_samples
 
     _, val = prepare_samples(dataclasses.replace(cfg, max_val=None))
     raw = keras_logits(model, [s.path for s in val])
@@ -66,8 +66,7 @@ def score_run(model, cfg) -> dict:
     labels = np.array([s.label for s in val])
     per = per_source_metrics(val, probs, cal.threshold)
     sources = np.array([s.source for s in val])
-    fake_aucs = {k: round(v.get("auc_same_source", v["auc_vs_all_reals"]), 4)
-                 for k, v in per.items() if isinstance(v, dict) and "auc_vs_all_reals" in v}
+    fake_aucs = {k: round(v, 4) for k, v in fake_source_aucs(per).items()}
     reals = {src: false_alarms(probs[(sources == src) & (labels == 0)], cal.threshold, cal.band)["false_positive_rate"]
              for src in sorted(set(sources[labels == 0]))}
     return {"threshold": round(cal.threshold, 4), "auc": round(metrics.roc_auc(labels, probs), 4),

@@ -162,29 +162,29 @@ def calibrate_logits(logits, labels, band_rule: BandRule = BandRule(), n_bins: i
 
 # ---- Keras checkpoint -> validation logits -------------------------------------------------------
 
-def keras_logits(model, paths: list[str], batch_size: int = 64) -> np.ndarray:
-    """Logits (before the sigmoid) of a build_model Keras model, on files decoded like `from_bytes` does."""
+def decoded_batches(items: list, from_bytes: bool = False, batch_size: int = 64):
+    """tf.data batches of files (paths) or encoded images (bytes), decoded and resized as `from_bytes` does."""
     import tensorflow as tf
 
-    from training.model import backbone_of, head_of
     from training.preprocess import decode_and_resize
 
-    backbone, head = backbone_of(model), head_of(model)
-    ds = tf.data.Dataset.from_tensor_slices(list(paths)).map(
-        lambda p: decode_and_resize(tf.io.read_file(p)), num_parallel_calls=2).batch(batch_size).prefetch(1)
-    return _run_logits(backbone, head, ds)
+    read = decode_and_resize if from_bytes else (lambda p: decode_and_resize(tf.io.read_file(p)))
+    return tf.data.Dataset.from_tensor_slices(tf.constant(list(items), dtype=tf.string)).map(
+        read, num_parallel_calls=2).batch(batch_size).prefetch(1)
+
+
+def keras_logits(model, paths: list[str], batch_size: int = 64) -> np.ndarray:
+    """Logits (before the sigmoid) of a build_model Keras model, on files decoded like `from_bytes` does."""
+    from training.model import backbone_of, head_of
+
+    return _run_logits(backbone_of(model), head_of(model), decoded_batches(paths, batch_size=batch_size))
 
 
 def keras_logits_bytes(model, blobs: list[bytes], batch_size: int = 64) -> np.ndarray:
     """Logits of a build_model Keras model on encoded images in memory (a client's crops), decoded like `from_bytes`."""
-    import tensorflow as tf
-
     from training.model import backbone_of, head_of
-    from training.preprocess import decode_and_resize
 
-    ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(blobs), dtype=tf.string)).map(
-        decode_and_resize, num_parallel_calls=2).batch(batch_size).prefetch(1)
-    return _run_logits(backbone_of(model), head_of(model), ds)
+    return _run_logits(backbone_of(model), head_of(model), decoded_batches(blobs, True, batch_size))
 
 
 def _run_logits(backbone, head, ds) -> np.ndarray:

@@ -213,23 +213,32 @@ class Features:
     crop_groups: object
 
 
-def pooled_features(model, blobs_or_paths: list, from_bytes: bool) -> np.ndarray:
-    """Pooled backbone features of images decoded like `from_bytes` (files or encoded bytes)."""
+def pooled_features(model, items: list, from_bytes: bool) -> np.ndarray:
+    """Pooled backbone features of images decoded like `from_bytes` (files, or encoded bytes)."""
     import tensorflow as tf
 
-    from training.preprocess import decode_and_resize
+    from training.calibrate import decoded_batches
     from training.train import pooled_backbone
 
     net = pooled_backbone(model)
-    items = tf.constant(list(blobs_or_paths), dtype=tf.string)
-    read = (lambda b: decode_and_resize(b)) if from_bytes else (lambda p: decode_and_resize(tf.io.read_file(p)))
-    ds = tf.data.Dataset.from_tensor_slices(items).map(read, num_parallel_calls=2).batch(64).prefetch(1)
     fn = tf.function(lambda x: net(x, training=False), reduce_retracing=True)
-    return np.concatenate([fn(b).numpy() for b in ds]).astype(np.float32)
+    return np.concatenate([fn(b).numpy() for b in decoded_batches(items, from_bytes)]).astype(np.float32)
 
 
-def load_features(run: Path, source: str, cap: int, model_file: str = MODEL_FILE) -> tuple[object, Features]:
-    """The run's config and cache, and features of the held-out source's whole images and client crops.
+def cache_sources(train: list, cfg) -> tuple[dict, np.ndarray]:
+    """The run's cache plan and the source of each of its views; refused when the plan holds self-blended views,
+    whose label is not their source's."""
+    from training.train import cache_plan
+
+    plan = cache_plan(train, cfg)
+    if plan["sbi"].any():
+        raise ValueError("head levers need a cache without self-blended views (cache_sbi_views = 0)")
+    by_path = {s.path: s.source for s in train}
+    return plan, np.array([by_path[p] for p in plan["path"]])
+
+
+def load_features(run: Path, cfg, source: str, cap: int, model_file: str = MODEL_FILE) -> Features:
+    """The run's cache, and features of the held-out source's whole images and client crops.
 
     For another model file of the run (a fine-tuned checkpoint), its own cache is built beside the run's first."""
     import keras
@@ -237,13 +246,10 @@ def load_features(run: Path, source: str, cap: int, model_file: str = MODEL_FILE
     from training.data import load_samples
     from training.evaluate import client_crops, prepare_client_crops
     from training.real_holdout import holdout_images
-    from training.train import TrainConfig, build_cache, cache_plan, prepare_samples, resolve
+    from training.train import build_cache, prepare_samples, resolve
 
-    cfg = TrainConfig.from_json(run / "config.json")
     train, val = prepare_samples(cfg)
-    plan = cache_plan(train, cfg)
-    if plan["sbi"].any():
-        raise ValueError("head_levers needs a cache without self-blended views (cache_sbi_views = 0)")
+    plan, sources = cache_sources(train, cfg)
     model = keras.models.load_model(run / model_file, compile=False)
     cache = run / "cache"
     if model_file != MODEL_FILE:
@@ -253,15 +259,13 @@ def load_features(run: Path, source: str, cap: int, model_file: str = MODEL_FILE
     feats = np.load(cache / "train_features.npy", mmap_mode="r")
     if len(feats) != len(plan["label"]):
         raise ValueError(f"cache has {len(feats)} views, the config's plan {len(plan['label'])}: not this run's cache")
-    by_path = {s.path: s.source for s in train}
     images = holdout_images(load_samples(resolve(cfg.data)), source, cap, cfg.seed)
     whole = pooled_features(model, [s.path for s in images], from_bytes=False)
     _, make_crops = client_crops()
     groups = prepare_client_crops([Path(s.path).read_bytes() for s in images], make_crops)
     crops = pooled_features(model, groups.flat, from_bytes=True)
-    return cfg, Features(np.asarray(feats, np.float32), plan["label"],
-                         np.array([by_path[p] for p in plan["path"]]),
-                         np.load(cache / "val_features.npy").astype(np.float32), val, whole, crops, groups)
+    return Features(np.asarray(feats, np.float32), plan["label"], sources,
+                    np.load(cache / "val_features.npy").astype(np.float32), val, whole, crops, groups)
 
 
 def logits_of(head, feats: np.ndarray) -> np.ndarray:
@@ -269,48 +273,46 @@ def logits_of(head, feats: np.ndarray) -> np.ndarray:
     return head.predict(feats, batch_size=1024, verbose=0)[:, 0].astype(np.float64)
 
 
-class RunHead:
-    """The run's own trained head (its model.keras) behind the same `predict` as a fresh head: the reference row."""
+def run_head(run: Path, model_file: str = MODEL_FILE):
+    """The run's own trained head on pooled features, returning logits like a fresh head: the reference row."""
+    import keras
 
-    def __init__(self, run: Path, model_file: str = MODEL_FILE):
-        import keras
+    from training.train import head_tail
 
-        from training.train import head_tail
-
-        self._tail = head_tail(keras.models.load_model(run / model_file, compile=False))
-
-    def predict(self, feats: np.ndarray, batch_size: int = 1024, verbose: int = 0) -> np.ndarray:
-        """Logits recovered from the tail's sigmoid (clipped away from 0 and 1)."""
-        p = np.clip(self._tail.predict(feats, batch_size=batch_size, verbose=verbose).astype(np.float64), 1e-7, 1 - 1e-7)
-        return np.log(p / (1 - p))
+    return head_tail(keras.models.load_model(run / model_file, compile=False), sigmoid=False)
 
 
-def validation_report(head, f: Features, cal=None) -> dict:
-    """AUCs per fake source and accuracy per real source on the run's validation features, calibrated like a release."""
+def calibrated_validation(head, f: Features) -> tuple[object, dict]:
+    """The head calibrated on the run's validation features like a release, and its AUCs per fake source and
+    accuracy per real source there."""
     from training.real_holdout import calibrate_run
-    from training.train import per_source_metrics, source_auc
+    from training.train import fake_source_aucs, per_source_metrics, source_auc
 
     val_logits = logits_of(head, f.val)
-    cal = cal or calibrate_run(f.val_samples, val_logits)
+    cal = calibrate_run(f.val_samples, val_logits)
     per = per_source_metrics(f.val_samples, cal.probs(val_logits), cal.threshold)
-    return {"threshold": round(cal.threshold, 4), "source_auc": round(source_auc(per), 4),
-            "overall_auc": round(per["overall"]["auc"], 4),
-            **{str(k): round(v.get("auc_same_source", v["auc_vs_all_reals"]), 4)
-               for k, v in per.items() if isinstance(v, dict) and "auc_vs_all_reals" in v},
-            **{f"{k}_accuracy": round(v["accuracy"], 4) for k, v in per.items()
-               if isinstance(v, dict) and "auc_vs_all_reals" not in v and k != "overall"}}
+    fakes = fake_source_aucs(per)
+    return cal, {"threshold": round(cal.threshold, 4), "source_auc": round(source_auc(per), 4),
+                 "overall_auc": round(per["overall"]["auc"], 4), **{str(k): round(v, 4) for k, v in fakes.items()},
+                 **{f"{k}_accuracy": round(v["accuracy"], 4) for k, v in per.items()
+                    if isinstance(v, dict) and k not in fakes and k != "overall"}}
+
+
+def validation_report(head, f: Features) -> dict:
+    """The validation figures of `calibrated_validation` alone."""
+    return calibrated_validation(head, f)[1]
 
 
 def evaluate_head(head, f: Features) -> dict:
     """Calibrate on the run's validation features and measure false alarms on the held-out source."""
-    from training.real_holdout import calibrate_run, false_alarms
+    from training.real_holdout import false_alarms
 
-    cal = calibrate_run(f.val_samples, logits_of(head, f.val))
+    cal, validation = calibrated_validation(head, f)
     crop_probs = f.crop_groups.most_suspicious(cal.probs(logits_of(head, f.crops)))
     return {"threshold": round(cal.threshold, 4),
             "whole_image": false_alarms(cal.probs(logits_of(head, f.whole)), cal.threshold, cal.band),
             "client_crop": false_alarms(crop_probs, cal.threshold, cal.band),
-            "validation": validation_report(head, f, cal)}
+            "validation": validation}
 
 
 def levers_markdown(reports: list[dict]) -> str:
@@ -335,7 +337,7 @@ def levers_markdown(reports: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Train every variant's head on the run's cache, score it, print one line each, write head_levers.json."""
     from training.model import ModelConfig
-    from training.train import model_config
+    from training.train import TrainConfig, model_config
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", nargs="+", metavar="JSON", help="only print the Markdown table of these head_levers.json")
@@ -352,22 +354,22 @@ def main(argv: list[str] | None = None) -> None:
     if not args.run:
         p.error("--run is required unless --table is given")
     run = Path(args.run)
-    cfg = json.loads((run / "config.json").read_text())
-    (source,) = cfg["exclude_real_sources"]
-    train_cfg, f = load_features(run, source, args.cap, args.model)
+    train_cfg = TrainConfig.from_json(run / "config.json")
+    (source,) = train_cfg.exclude_real_sources
+    f = load_features(run, train_cfg, source, args.cap, args.model)
     head_cfg: ModelConfig = model_config(train_cfg)
 
     out = run / ("head_levers.json" if args.model == MODEL_FILE else f"head_levers_{Path(args.model).stem}.json")
     results = json.loads(out.read_text()) if out.exists() else {}
     results["held_out"] = source
     results["model"] = args.model
-    results["run"] = evaluate_head(RunHead(run, args.model), f)
+    results["run"] = evaluate_head(run_head(run, args.model), f)
     print(f"run's own head: {results['run']}", flush=True)
     for name in [v for v in args.variants.split(",") if v]:
         variant = Variant.parse(name)
         fv, extra = with_variant_features(f, variant)
         head, history = train_head(head_cfg, fv.train, fv.train_labels, fv.train_sources, variant,
-                                   lambda h: selection(h, fv), args.epochs, train_cfg.frozen_batch,
+                                   lambda h: selection(h, fv, train_cfg.select_metric), args.epochs, train_cfg.frozen_batch,
                                    train_cfg.frozen_lr, train_cfg.seed)
         results[name] = {**dataclasses.asdict(variant), **extra, **evaluate_head(head, fv), "history": history}
         r = results[name]
@@ -376,11 +378,12 @@ def main(argv: list[str] | None = None) -> None:
         out.write_text(json.dumps(results, indent=2) + "\n")
 
 
-def selection(head, f: Features) -> float:
-    """The run's selection metric (mean same-source AUC of the fake sources) on its validation features."""
-    from training.train import per_source_metrics, source_auc
+def selection(head, f: Features, metric: str) -> float:
+    """The run's selection metric (`select_metric`) on its validation features."""
+    from training.metrics import sigmoid
+    from training.train import per_source_metrics, selection_score
 
-    return source_auc(per_source_metrics(f.val_samples, 1 / (1 + np.exp(-logits_of(head, f.val)))))
+    return selection_score(per_source_metrics(f.val_samples, sigmoid(logits_of(head, f.val))), metric)
 
 
 def with_variant_features(f: Features, variant: Variant) -> tuple[Features, dict]:

@@ -33,9 +33,9 @@ def recorded(path: str | os.PathLike | None, root: Path = REPO_ROOT) -> str | No
     absolute, root = Path(os.path.abspath(text)), Path(os.path.abspath(root))
     real = Path(os.path.realpath(text))
     # As written first; then through links, since `resolve` follows them and a checkout's ../shared may be one.
-    for base, prefix in ((root, Path()), (root.parent, Path("..")), (Path(os.path.realpath(root)), Path()),
-                         (Path(os.path.realpath(root.parent / SHARED)), Path("..") / SHARED)):
-        candidate = absolute if base in (root, root.parent) else real
+    for candidate, base, prefix in ((absolute, root, Path()), (absolute, root.parent, Path("..")),
+                                    (real, Path(os.path.realpath(root)), Path()),
+                                    (real, Path(os.path.realpath(root.parent / SHARED)), Path("..") / SHARED)):
         if candidate.is_relative_to(base):
             return (prefix / candidate.relative_to(base)).as_posix()
     return absolute.as_posix()

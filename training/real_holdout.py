@@ -116,13 +116,12 @@ def score_holdout(model, cfg, source: str, cap: int = HOLDOUT_MAX, crops: bool =
         result["client_crop"] = {**false_alarms(cal.probs(logits), cal.threshold, cal.band),
                                  "face_found_share": None if face_share != face_share else round(face_share, 4),
                                  "refused_by_client": refused}
-    from training.train import per_source_metrics, source_auc
+    from training.train import fake_source_aucs, per_source_metrics, source_auc
 
     vprobs = cal.probs(val_logits)
     per = per_source_metrics(val, vprobs, cal.threshold)
     result["validation"] = {"source_auc": round(source_auc(per), 4),
-                            **{k: round(v.get("auc_same_source", v.get("auc_vs_all_reals", float("nan"))), 4)
-                               for k, v in per.items() if isinstance(v, dict) and "auc_vs_all_reals" in v}}
+                            **{k: round(v, 4) for k, v in fake_source_aucs(per).items()}}
     return result
 
 

@@ -46,19 +46,20 @@ def check_against_served(model, loaded, paths: list[str], temperature: float) ->
 
     from serving import contract
     from training.calibrate import keras_logits
+    from training.metrics import sigmoid
 
     logits = keras_logits(model, paths)
     blobs = tf.constant([Path(p).read_bytes() for p in paths])
     served = loaded.signatures[contract.SIGNATURE_BYTES](**{contract.SIGNATURE_INPUTS[contract.SIGNATURE_BYTES]: blobs})
     probs = served[contract.OUTPUT_PROBABILITY].numpy().reshape(-1)
-    return float(np.max(np.abs(probs - 1 / (1 + np.exp(-logits / temperature)))))
+    return float(np.max(np.abs(probs - sigmoid(logits / temperature))))
 
 
 def main(argv: list[str] | None = None) -> None:
     """Rebuild the version, cache its features, train the variant's head, save model.keras and rehead.json."""
     import dataclasses
 
-    from training.head_levers import Features, Variant, selection, train_head, validation_report
+    from training.head_levers import Features, Variant, cache_sources, selection, train_head, validation_report
     from training.model import head_of
     from training.train import TrainConfig, build_cache, log, model_config, prepare_samples
 
@@ -83,16 +84,14 @@ def main(argv: list[str] | None = None) -> None:
     log(f"rebuilt {version}: largest gap to its served probability {gap:.2e}")
     if gap > 1e-3:
         raise SystemExit(f"the rebuilt model differs from {version} by {gap:.3g}: wrong config?")
+    _, sources = cache_sources(train, cfg)
     arrays = build_cache(model, train, val, cfg, out, resume=True)
-    feats, labels, sbi = arrays["train"]
-    if np.asarray(sbi).any():
-        raise SystemExit("rehead needs a cache without self-blended views (cache_sbi_views = 0)")
-    sources = np.array([s.source for s in train] * max(1, cfg.cache_views))
+    feats, labels, _ = arrays["train"]
     none = np.zeros((0, *feats.shape[1:]), np.float32)
     f = Features(np.asarray(feats, np.float32), np.asarray(labels, np.float32), sources,
                  np.asarray(arrays["val"][0], np.float32), val, none, none, None)
     head, history = train_head(model_config(cfg), f.train, f.train_labels, f.train_sources, variant,
-                               lambda h: selection(h, f), args.epochs, cfg.frozen_batch, cfg.frozen_lr, cfg.seed)
+                               lambda h: selection(h, f, cfg.select_metric), args.epochs, cfg.frozen_batch, cfg.frozen_lr, cfg.seed)
     head_of(model).set_weights(head.get_weights())
     model.save(out / "model.keras")
     (out / "config.json").write_text(cfg.to_json())

@@ -299,25 +299,29 @@ def per_source_metrics(samples: list[Sample], probs: np.ndarray, threshold: floa
     return out
 
 
+def fake_source_aucs(metrics: dict) -> dict:
+    """Each fake source's AUC: against the reals of the same source where it has any, else against all reals."""
+    return {src: entry.get("auc_same_source", entry["auc_vs_all_reals"]) for src, entry in metrics.items()
+            if isinstance(entry, dict) and "auc_vs_all_reals" in entry}
+
+
+def _mean_known(values) -> float:
+    """Mean of the values that are not NaN (NaN when none is)."""
+    vals = [v for v in values if v == v]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
 def source_auc(metrics: dict) -> float:
     """Mean over fake sources of the same-source AUC (or vs all reals for fake-only sources)."""
-    vals = []
-    for src, entry in metrics.items():
-        if not isinstance(entry, dict) or "auc_vs_all_reals" not in entry:
-            continue
-        vals.append(entry.get("auc_same_source", entry["auc_vs_all_reals"]))
-    vals = [v for v in vals if v == v]
-    return float(np.mean(vals)) if vals else float("nan")
+    return _mean_known(fake_source_aucs(metrics).values())
 
 
 def source_real_auc(metrics: dict) -> float:
     """The fake sources' AUCs and each real-only source's AUC against all fakes, averaged: a fine-tune that halves
     the false alarms on one kind of real photo counts, where `source_auc` sees only the fake sources."""
-    vals = [entry.get("auc_same_source", entry.get("auc_vs_all_reals", entry.get("auc_vs_all_fakes")))
-            for entry in metrics.values() if isinstance(entry, dict)
-            and ("auc_vs_all_reals" in entry or "auc_vs_all_fakes" in entry)]
-    vals = [v for v in vals if v == v]
-    return float(np.mean(vals)) if vals else float("nan")
+    reals = [entry["auc_vs_all_fakes"] for entry in metrics.values()
+             if isinstance(entry, dict) and "auc_vs_all_fakes" in entry]
+    return _mean_known([*fake_source_aucs(metrics).values(), *reals])
 
 
 SOURCE_METRICS = {"val_source_auc": source_auc, "val_source_sbi_auc": source_auc,
@@ -357,8 +361,7 @@ class SourceAUC:
                 if logs is not None:
                     logs[cfg.select_metric] = score
                 log(f"epoch {epoch + 1}: {cfg.select_metric} {score:.4f} "
-                    + " ".join(f"{k}={v.get('auc_same_source', v.get('auc_vs_all_reals', float('nan'))):.4f}"
-                               for k, v in m.items() if isinstance(v, dict) and "auc_vs_all_reals" in v))
+                    + " ".join(f"{k}={v:.4f}" for k, v in fake_source_aucs(m).items()))
 
         return _SourceAUC()
 
@@ -387,8 +390,9 @@ def pooled_backbone(model):
     return keras.Model(pixels, pool(backbone_of(model)(pixels)), name="pooled_backbone")
 
 
-def head_tail(model):
-    """The head's trainable part on pooled features, sharing weights with the full model, with a sigmoid."""
+def head_tail(model, sigmoid: bool = True):
+    """The head's trainable part on pooled features, sharing weights with the full model, with a sigmoid (or the
+    raw logit, `sigmoid=False`)."""
     import keras
 
     from training.model import head_of
@@ -399,7 +403,7 @@ def head_tail(model):
     x = inp = keras.Input(shape, name="pooled")
     for layer in layers_after:
         x = layer(x)
-    return keras.Model(inp, keras.layers.Activation("sigmoid")(x), name="head_tail")
+    return keras.Model(inp, keras.layers.Activation("sigmoid")(x) if sigmoid else x, name="head_tail")
 
 
 def trainable_from_blocks(model, n_blocks: int) -> int | None:

@@ -102,17 +102,17 @@ class TrainConfig:
     finetune_steps_per_epoch: int = 100
     finetune_patience: int = 4
     finetune_max_minutes: float | None = None
+    """Stop stage 2 before an epoch that would end after this wall time (the best checkpoint is kept)."""
     finetune_overrides: dict = field(default_factory=dict)
     """Config fields that differ in stage 2 (e.g. milder augmentation or another sbi_fraction)."""
     select_metric: str = "val_auc"
     """What EarlyStopping, ModelCheckpoint and the stage-1-vs-stage-2 choice maximise: 'val_auc' (pooled over
     sources), 'val_source_auc' (mean over fake sources of AUC against the reals of the same source where there
-    are any, else against all reals: not rewarded for telling sources apart) or 'val_source_sbi_auc' (the same
+    are any, else against all reals: not rewarded for telling sources apart), 'val_source_sbi_auc' (the same
     mean with self-blended fakes of the validation reals as one more source: for leave-one-out runs, whose
     remaining fake sources may be too easy to choose an epoch by) or 'val_source_real_auc' (the fake sources'
     AUCs and each real-only source's AUC against all fakes, averaged: false alarms on one kind of real photo
     count too)."""
-    """Stop stage 2 before an epoch that would end after this wall time (the best checkpoint is kept)."""
     workers: int = 2
     verbose: int = 1
 

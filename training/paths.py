@@ -23,8 +23,9 @@ def resolve(path: str | None) -> str | None:
 
 
 def recorded(path: str | os.PathLike | None, root: Path = REPO_ROOT) -> str | None:
-    """The path as a report should keep it: relative to the repo root when it lies in the repo or beside it (the
-    shared data), so the figures read the same on every machine; other paths stay absolute, as given."""
+    """The path as a report should keep it: relative to the repo root when it lies in the repo or in the shared
+    folder beside it (`../shared/...`), so the figures read the same on every machine; other paths, a sibling
+    folder's included, stay absolute, as given."""
     if path is None:
         return None
     text = os.fspath(path)
@@ -33,7 +34,7 @@ def recorded(path: str | os.PathLike | None, root: Path = REPO_ROOT) -> str | No
     absolute, root = Path(os.path.abspath(text)), Path(os.path.abspath(root))
     real = Path(os.path.realpath(text))
     # As written first; then through links, since `resolve` follows them and a checkout's ../shared may be one.
-    for candidate, base, prefix in ((absolute, root, Path()), (absolute, root.parent, Path("..")),
+    for candidate, base, prefix in ((absolute, root, Path()), (absolute, root.parent / SHARED, Path("..") / SHARED),
                                     (real, Path(os.path.realpath(root)), Path()),
                                     (real, Path(os.path.realpath(root.parent / SHARED)), Path("..") / SHARED)):
         if candidate.is_relative_to(base):

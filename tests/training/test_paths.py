@@ -25,6 +25,8 @@ def test_a_path_elsewhere_stays_absolute_and_nothing_stays_nothing(tmp_path):
     elsewhere = tmp_path.parent / "other" / "faces.csv"
     assert recorded(elsewhere, root=root) == elsewhere.as_posix()
     assert recorded(tmp_path / "checkout" / "shared" / "a.csv", root=root) == "../shared/a.csv"
+    sibling = tmp_path / "checkout" / "pytest-tmp" / "x.json"  # e.g. a checkout made directly in /tmp
+    assert recorded(sibling, root=root) == sibling.as_posix()
     assert recorded(root, root=root) == "."
     assert recorded(None) is None and recorded("imagenet") == "imagenet"
 

@@ -77,15 +77,13 @@ class Variant:
 def loss_weights(labels: np.ndarray, sources: np.ndarray, real_balance: float = 0.0,
                  fake_balance: float = 0.0) -> np.ndarray:
     """Per-view loss weights: the classes even, and inside each class a source of n views weighing ~ n^(1-power)."""
-    w = np.zeros(len(labels), np.float64)
-    for label, power in ((0, real_balance), (1, fake_balance)):
+    from training.train import source_balanced
+
+    w = source_balanced(np.ones(len(labels)), labels, sources, real_balance, fake_balance)
+    for label in (0, 1):
         cls = (labels > 0.5) == bool(label)
-        if not cls.any():
-            continue
-        for name in np.unique(sources[cls]):
-            sel = cls & (sources == name)
-            w[sel] = float(sel.sum()) ** -power
-        w[cls] *= 0.5 / w[cls].sum()  # each class carries half of the loss
+        if cls.any():
+            w[cls] *= 0.5 / w[cls].sum()  # each class carries half of the loss
     return (w / w.mean()).astype(np.float32)
 
 

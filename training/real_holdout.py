@@ -2,6 +2,8 @@
 
 Run (through training.evaluate, which owns the command line):
   python -m training.evaluate --leave-one-real-out --config training/configs/loo_real.json --out runs/loo_real
+Score another checkpoint of one such run (a fine-tune epoch the selection did not keep) the same way:
+  python -m training.real_holdout --run runs/loo_real/without-real-aaf-<key> --checkpoint checkpoints/stage2_last.weights.h5
 
 This is the stand-in for users' own photos. For each real-only source S (utkface, aaf, ffhq), a model is
 trained with `exclude_real_sources=[S]` (S leaves training and training-time validation alike). It is then
@@ -15,6 +17,7 @@ Runs are cached by name and config in `--out`, so an interrupted report resumes.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import time
@@ -116,13 +119,65 @@ def score_holdout(model, cfg, source: str, cap: int = HOLDOUT_MAX, crops: bool =
         result["client_crop"] = {**false_alarms(cal.probs(logits), cal.threshold, cal.band),
                                  "face_found_share": None if face_share != face_share else round(face_share, 4),
                                  "refused_by_client": refused}
-    from training.train import fake_source_aucs, per_source_metrics, source_auc
+    from training.train import fake_source_aucs, per_source_metrics, source_auc, source_real_auc
 
     vprobs = cal.probs(val_logits)
     per = per_source_metrics(val, vprobs, cal.threshold)
-    result["validation"] = {"source_auc": round(source_auc(per), 4),
+    result["validation"] = {"source_auc": round(source_auc(per), 4), "source_real_auc": round(source_real_auc(per), 4),
                             **{k: round(v, 4) for k, v in fake_source_aucs(per).items()}}
     return result
+
+
+def load_checkpoint(run: Path, checkpoint: str, cfg):
+    """A run's model file or weights file (`checkpoints/stage2_last.weights.h5`) as a Keras model."""
+    import keras
+
+    from training.model import build_model
+    from training.train import model_config
+
+    path = Path(run) / checkpoint
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint in the run")
+    if path.name.endswith(".weights.h5"):
+        model = build_model(model_config(cfg))
+        model.load_weights(path)
+        return model
+    return keras.models.load_model(path, compile=False)
+
+
+def score_checkpoint(run: Path, checkpoint: str, cap: int = HOLDOUT_MAX, crops: bool = True) -> dict:
+    """The held-out report for one checkpoint of a leave-one-real-out run, written beside the run's own."""
+    from training.train import TrainConfig
+
+    run = Path(run)
+    cfg = TrainConfig.from_json(run / "config.json")
+    if len(cfg.exclude_real_sources) != 1:
+        raise ValueError(f"{run}: not a leave-one-real-out run (exclude_real_sources={cfg.exclude_real_sources})")
+    result = {"checkpoint": checkpoint,
+              **score_holdout(load_checkpoint(run, checkpoint, cfg), cfg, cfg.exclude_real_sources[0], cap, crops)}
+    stem = Path(checkpoint).name.split(".")[0]
+    (run / f"holdout_result_{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: score one checkpoint of a leave-one-real-out run."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="a leave-one-real-out run directory (config.json inside)")
+    p.add_argument("--checkpoint", default="model.keras", help="file in the run, .keras or .weights.h5 "
+                   "(default: %(default)s)")
+    p.add_argument("--cap", type=int, default=HOLDOUT_MAX, help="held-out images scored")
+    p.add_argument("--no-crops", action="store_true", help="whole images only")
+    args = p.parse_args(argv)
+    r = score_checkpoint(Path(args.run), args.checkpoint, args.cap, not args.no_crops)
+    crop = r.get("client_crop", {}).get("false_positive_rate")
+    print(f"{r['source']} held out, {args.checkpoint}: threshold {r['threshold']:.3f}, FPR whole "
+          f"{r['whole_image']['false_positive_rate']:.3f}, crop {crop if crop is None else round(crop, 3)}, "
+          f"validation {r['validation']}")
+
+
+if __name__ == "__main__":
+    main()
 
 
 def run_holdout(cfg, source: str, out_root: Path, train_missing: bool = True, crops: bool = True) -> dict | None:

@@ -62,10 +62,16 @@ class TrainConfig:
     exclude_fake_sources: list[str] = field(default_factory=list)
     """Fake sources left out of training and validation (leave-one-method-out)."""
     exclude_real_sources: list[str] = field(default_factory=list)
+    """Real sources left out of training and validation (leave-one-real-source-out: their false-alarm rate)."""
     source_repeats: dict = field(default_factory=dict)
     """How many times each pass of stage 2's stream shows a source's images (default 1): e.g. {"ffhq": 4} so a
     small real source weighs as much as the fake source it must be told from."""
-    """Real sources left out of training and validation (leave-one-real-source-out: their false-alarm rate)."""
+    stream_real_balance: float = 0.0
+    """Stage 2's stream inside the real class: a source of n images (after source_repeats) is drawn ~ n^(1-P)
+    times, so P=1 shows every real source equally often (no source is 'the real look'); 0 = off, the classes'
+    shares are kept either way."""
+    stream_fake_balance: float = 0.0
+    """The same for the fake sources."""
     sbi_fraction: float = 0.25
     """Share of each training batch that is self-blended pseudo-fakes made from real images (0 = off)."""
     crop_jitter: bool = True
@@ -196,15 +202,46 @@ def cache_plan(samples: list[Sample], cfg: TrainConfig) -> dict:
     return _plan_rows(samples, idx, sbi, seeds)
 
 
+def source_balanced(weights: np.ndarray, labels: np.ndarray, sources: np.ndarray, real_power: float = 0.0,
+                    fake_power: float = 0.0) -> np.ndarray:
+    """Weights rescaled so that inside each class a source of mass m weighs ~ m^(1-power), each class keeping its
+    total: the lever against 'a real photo looks like the big real source'."""
+    w = np.asarray(weights, np.float64).copy()
+    for label, power in ((0, real_power), (1, fake_power)):
+        cls = (np.asarray(labels) > 0.5) == bool(label)
+        if power <= 0 or not cls.any():
+            continue
+        total = w[cls].sum()
+        for name in np.unique(sources[cls]):
+            sel = cls & (sources == name)
+            w[sel] *= w[sel].sum() ** -power
+        w[cls] *= total / w[cls].sum()
+    return w
+
+
+def stream_weights(samples: list[Sample], cfg: TrainConfig) -> np.ndarray:
+    """Each image's expected showings per pass of stage 2's stream: `source_repeats`, then the source balance."""
+    w = np.array([float(cfg.source_repeats.get(s.source, 1)) for s in samples])
+    labels = np.array([s.label for s in samples])
+    sources = np.array([s.source for s in samples])
+    return source_balanced(w, labels, sources, cfg.stream_real_balance, cfg.stream_fake_balance)
+
+
 def stream_plan(samples: list[Sample], cfg: TrainConfig, n_items: int) -> dict:
-    """A deterministic stream for fine-tuning: shuffled passes over the data with SBI fakes mixed in at `sbi_fraction`."""
+    """A deterministic stream for fine-tuning: shuffled passes over the data (drawn by `stream_weights` when a
+    source balance is set) with SBI fakes mixed in at `sbi_fraction`."""
     rng = np.random.default_rng([cfg.seed, 2])
     reals = np.array([i for i, s in enumerate(samples) if s.label == 0])
-    one_pass = np.array([i for i, s in enumerate(samples) for _ in range(int(cfg.source_repeats.get(s.source, 1)))])
-    order: list[int] = []
-    while len(order) < n_items:
-        order.extend(one_pass[rng.permutation(len(one_pass))].tolist())
-    idx = np.array(order[:n_items])
+    if cfg.stream_real_balance > 0 or cfg.stream_fake_balance > 0:
+        w = stream_weights(samples, cfg)
+        idx = rng.choice(len(samples), n_items, p=w / w.sum())
+    else:  # the plain passes, unchanged so earlier runs resume on the same stream
+        one_pass = np.array([i for i, s in enumerate(samples)
+                             for _ in range(int(cfg.source_repeats.get(s.source, 1)))])
+        order: list[int] = []
+        while len(order) < n_items:
+            order.extend(one_pass[rng.permutation(len(one_pass))].tolist())
+        idx = np.array(order[:n_items])
     sbi = np.zeros(n_items, bool)
     if cfg.sbi_fraction > 0 and len(reals):
         sbi = rng.random(n_items) < cfg.sbi_fraction

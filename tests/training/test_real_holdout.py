@@ -74,3 +74,18 @@ def test_the_report_trains_without_the_source_and_scores_all_its_images(tmp_path
     # A second call reuses the run instead of training again.
     assert evaluate.main(["--leave-one-real-out", "--config", str(config), "--out", str(out), "--sources", "photos",
                           "--no-train"]) == 0
+
+    # Another checkpoint of the run, here the final model's weights alone, is scored by the same harness.
+    import keras
+
+    from training import real_holdout
+
+    keras.models.load_model(run / "model.keras", compile=False).save_weights(run / "checkpoints" / "final.weights.h5")
+    real_holdout.main(["--run", str(run), "--checkpoint", "checkpoints/final.weights.h5"])
+    again = json.loads((run / "holdout_result_final.json").read_text())
+    assert again["checkpoint"] == "checkpoints/final.weights.h5"
+    assert again["threshold"] == pytest.approx(row["threshold"], abs=1e-3)
+    assert again["whole_image"] == row["whole_image"]
+    assert 0.0 <= again["validation"]["source_real_auc"] <= 1.0
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        real_holdout.score_checkpoint(run, "checkpoints/missing.keras")

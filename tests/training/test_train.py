@@ -151,6 +151,28 @@ def test_source_repeats_make_a_small_source_weigh_more_in_the_stream():
                                                                               source_repeats={"small": 4}), 1000)["path"])
 
 
+def test_stream_real_balance_shows_every_real_source_equally_and_keeps_the_class_share():
+    from training.data import Sample
+    from training.train import stream_plan
+
+    samples = ([Sample(f"/x/fake/{i}.jpg", 1, "fake", f"f{i}") for i in range(100)]
+               + [Sample(f"/x/big/{i}.jpg", 0, "big", f"b{i}") for i in range(90)]
+               + [Sample(f"/x/small/{i}.jpg", 0, "small", f"s{i}") for i in range(10)])
+    share = lambda plan, src: float(np.mean([f"/{src}/" in p for p in plan["path"]]))  # noqa: E731
+    cfg = TrainConfig(sbi_fraction=0.0, stream_real_balance=1.0)
+    balanced = stream_plan(samples, cfg, 4000)
+    assert share(balanced, "small") == pytest.approx(0.25, abs=0.02)  # half of the reals, not a tenth
+    assert share(balanced, "big") == pytest.approx(0.25, abs=0.02)
+    assert share(balanced, "fake") == pytest.approx(0.5, abs=0.02)
+    assert np.array_equal(balanced["path"], stream_plan(samples, cfg, 4000)["path"])  # deterministic
+    half = stream_plan(samples, TrainConfig(sbi_fraction=0.0, stream_real_balance=0.5), 4000)
+    assert share(half, "small") == pytest.approx(0.5 * 10**0.5 / (10**0.5 + 90**0.5), abs=0.02)
+    repeated = stream_plan(samples, TrainConfig(sbi_fraction=0.0, source_repeats={"small": 9},
+                                                stream_real_balance=0.5), 4000)
+    assert share(repeated, "small") == pytest.approx(share(repeated, "big"), abs=0.03)  # repeats count first
+    assert share(repeated, "fake") == pytest.approx(100 / 280, abs=0.02)  # 9 x 10 + 90 reals per pass
+
+
 def test_class_weights_balance_the_classes():
     from training.train import class_weights
 

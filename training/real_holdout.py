@@ -124,7 +124,7 @@ def score_holdout(model, cfg, source: str, cap: int = HOLDOUT_MAX, crops: bool =
     vprobs = cal.probs(val_logits)
     per = per_source_metrics(val, vprobs, cal.threshold)
     result["validation"] = {"source_auc": round(source_auc(per), 4), "source_real_auc": round(source_real_auc(per), 4),
-                            **{k: round(v, 4) for k, v in fake_source_aucs(per).items()}}
+                            **{str(k): round(v, 4) for k, v in fake_source_aucs(per).items()}}
     return result
 
 

@@ -160,26 +160,6 @@ def score_checkpoint(run: Path, checkpoint: str, cap: int = HOLDOUT_MAX, crops: 
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line: score one checkpoint of a leave-one-real-out run."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="a leave-one-real-out run directory (config.json inside)")
-    p.add_argument("--checkpoint", default="model.keras", help="file in the run, .keras or .weights.h5 "
-                   "(default: %(default)s)")
-    p.add_argument("--cap", type=int, default=HOLDOUT_MAX, help="held-out images scored")
-    p.add_argument("--no-crops", action="store_true", help="whole images only")
-    args = p.parse_args(argv)
-    r = score_checkpoint(Path(args.run), args.checkpoint, args.cap, not args.no_crops)
-    crop = r.get("client_crop", {}).get("false_positive_rate")
-    print(f"{r['source']} held out, {args.checkpoint}: threshold {r['threshold']:.3f}, FPR whole "
-          f"{r['whole_image']['false_positive_rate']:.3f}, crop {crop if crop is None else round(crop, 3)}, "
-          f"validation {r['validation']}")
-
-
-if __name__ == "__main__":
-    main()
-
-
 def run_holdout(cfg, source: str, out_root: Path, train_missing: bool = True, crops: bool = True) -> dict | None:
     """Train without `source` into out_root (reused when there), then score it; None when not run."""
     import keras
@@ -258,3 +238,23 @@ def leave_one_real_out_main(config_path: str, out: str, sources: list[str] | Non
     (Path(out) / "loo_real.md").write_text(md)
     print(md)
     return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: score one checkpoint of a leave-one-real-out run."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="a leave-one-real-out run directory (config.json inside)")
+    p.add_argument("--checkpoint", default="model.keras", help="file in the run, .keras or .weights.h5 "
+                   "(default: %(default)s)")
+    p.add_argument("--cap", type=int, default=HOLDOUT_MAX, help="held-out images scored")
+    p.add_argument("--no-crops", action="store_true", help="whole images only")
+    args = p.parse_args(argv)
+    r = score_checkpoint(Path(args.run), args.checkpoint, args.cap, not args.no_crops)
+    crop = r.get("client_crop", {}).get("false_positive_rate")
+    print(f"{r['source']} held out, {args.checkpoint}: threshold {r['threshold']:.3f}, FPR whole "
+          f"{r['whole_image']['false_positive_rate']:.3f}, crop {crop if crop is None else round(crop, 3)}, "
+          f"validation {r['validation']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -236,8 +236,7 @@ def stream_plan(samples: list[Sample], cfg: TrainConfig, n_items: int) -> dict:
         w = stream_weights(samples, cfg)
         idx = rng.choice(len(samples), n_items, p=w / w.sum())
     else:  # the plain passes, unchanged so earlier runs resume on the same stream
-        one_pass = np.array([i for i, s in enumerate(samples)
-                             for _ in range(int(cfg.source_repeats.get(s.source, 1)))])
+        one_pass = np.repeat(np.arange(len(samples)), stream_weights(samples, cfg).astype(int))
         order: list[int] = []
         while len(order) < n_items:
             order.extend(one_pass[rng.permutation(len(one_pass))].tolist())

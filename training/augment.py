@@ -31,6 +31,8 @@ class AugmentConfig:
     colour_prob: float = 0.5
     jpeg_prob: float = 0.75
     jpeg_quality: tuple[int, int] = (30, 95)
+    portrait_prob: float = 0.0
+    """Share of views given `portrait_style` before the rest (FFHQ's look on every kind of face, both classes)."""
 
 
 def assumed_face_box(width: int, height: int, margin: float = DEFAULT_MARGIN) -> Box:
@@ -86,6 +88,8 @@ def augment(img: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig = Augm
         img = self_blend(img, rng).image
     if not cfg.enabled:
         return img
+    if cfg.portrait_prob > 0 and rng.random() < cfg.portrait_prob:
+        img = portrait_style(img, rng)
     if cfg.flip and rng.random() < 0.5:
         img = img[:, ::-1]
     img = np.ascontiguousarray(img)
@@ -101,3 +105,22 @@ def augment(img: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig = Augm
     if rng.random() < cfg.jpeg_prob:
         img = jpeg(img, int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1)))
     return np.ascontiguousarray(img, dtype=np.uint8)
+
+
+def portrait_style(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The look of an FFHQ-style portrait (rendered large, smooth skin, crisp edges, vivid colour, mild JPEG) given
+    to any face, so that look is not seen only on StyleGAN-family fakes, whose training photos (FFHQ) have it."""
+    h, w = img.shape[:2]
+    up = float(rng.uniform(2.0, 3.0))
+    big = cv2.resize(img, (int(w * up), int(h * up)), interpolation=cv2.INTER_CUBIC)
+    big = cv2.bilateralFilter(big, 7, float(rng.uniform(20, 50)), 2.0 * up)
+    blurred = cv2.GaussianBlur(big, (0, 0), 1.5 * up)
+    big = cv2.addWeighted(big, 1.0 + rng.uniform(0.3, 1.0), blurred, -rng.uniform(0.3, 1.0), 0)
+    out = cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+    grey = out.mean(axis=2, keepdims=True)
+    out = grey + (out - grey) * rng.uniform(1.0, 1.3)
+    lo, hi = np.percentile(out, [1, 99])
+    if hi - lo > 32:
+        out = (out - lo) * (255.0 / (hi - lo))
+    out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return jpeg(out, int(rng.integers(88, 96)))

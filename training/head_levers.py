@@ -17,6 +17,9 @@ Variants (every one in the same loop, same seed, same epochs, best epoch by the 
                     source a real photo came from, so "real" cannot mean "like one of the real sources seen"
   nullspace:N       the features projected off N rounds of linear real-source classifiers (Ravfogel et al.
                     2020) before the head: a fixed linear map that removes what tells the real sources apart
+  portrait:S        one extra view of a share S of the training images (every source, both classes) re-rendered in
+                    FFHQ's portrait look (training.augment.portrait_style) before the run's augmentation: whether
+                    that look stops meaning "fake" when a real source with it (FFHQ) is held out
   Parts join with '+', e.g. balanced+nullspace:5.
 """
 from __future__ import annotations
@@ -46,6 +49,8 @@ class Variant:
     """The same for the fake sources."""
     adversary_weight: float = 0.0
     nullspace_iterations: int = 0
+    portrait_share: float = 0.0
+    """Share of the training images given one extra portrait-style view (0 = none)."""
 
     @classmethod
     def parse(cls, name: str) -> "Variant":
@@ -66,11 +71,13 @@ class Variant:
                     fields["adversary_weight"] = float(value)
                 elif key == "nullspace" and value:
                     fields["nullspace_iterations"] = int(value)
+                elif key == "portrait" and value:
+                    fields["portrait_share"] = float(value)
                 else:
                     raise ValueError(part)
             except ValueError:
                 raise ValueError(f"unknown variant {name!r}: expected 'plain' or '+'-joined parts balanced[:power], "
-                                 "fakes-balanced[:power], adversarial:<weight>, nullspace:<iterations>") from None
+                                 "fakes-balanced[:power], adversarial:<weight>, nullspace:<iterations>, portrait:<share>") from None
         return cls(name, **fields)
 
 
@@ -306,11 +313,26 @@ def evaluate_head(head, f: Features) -> dict:
     from training.real_holdout import false_alarms
 
     cal, validation = calibrated_validation(head, f)
+    whole = logits_of(head, f.whole)
     crop_probs = f.crop_groups.most_suspicious(cal.probs(logits_of(head, f.crops)))
     return {"threshold": round(cal.threshold, 4),
-            "whole_image": false_alarms(cal.probs(logits_of(head, f.whole)), cal.threshold, cal.band),
+            "whole_image": false_alarms(cal.probs(whole), cal.threshold, cal.band),
             "client_crop": false_alarms(crop_probs, cal.threshold, cal.band),
+            "held_out_vs_val_fakes_auc": held_out_aucs(f.val_samples, logits_of(head, f.val), whole),
             "validation": validation}
+
+
+def held_out_aucs(val_samples: list, val_logits: np.ndarray, held_logits: np.ndarray) -> dict:
+    """Per validation fake source, the AUC of its fakes against the held-out reals (whole images): whether any
+    threshold could keep those reals apart, free of where calibration put the threshold."""
+    from training.train import auc
+
+    out = {}
+    for source in sorted({s.source for s in val_samples if s.label == 1}):
+        fakes = val_logits[[i for i, s in enumerate(val_samples) if s.label == 1 and s.source == source]]
+        labels = np.r_[np.zeros(len(held_logits)), np.ones(len(fakes))]
+        out[source] = round(auc(labels, np.r_[held_logits, fakes]), 4)
+    return out
 
 
 def levers_markdown(reports: list[dict]) -> str:
@@ -365,14 +387,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"run's own head: {results['run']}", flush=True)
     for name in [v for v in args.variants.split(",") if v]:
         variant = Variant.parse(name)
-        fv, extra = with_variant_features(f, variant)
+        fp = with_views(f, *portrait_views(run, train_cfg, variant.portrait_share, args.model))
+        fv, extra = with_variant_features(fp, variant)
         head, history = train_head(head_cfg, fv.train, fv.train_labels, fv.train_sources, variant,
                                    lambda h: selection(h, fv, train_cfg.select_metric), args.epochs, train_cfg.frozen_batch,
                                    train_cfg.frozen_lr, train_cfg.seed)
         results[name] = {**dataclasses.asdict(variant), **extra, **evaluate_head(head, fv), "history": history}
         r = results[name]
         print(f"{name}: FPR whole {r['whole_image']['false_positive_rate']:.3f} crop "
-              f"{r['client_crop']['false_positive_rate']:.3f} | val {r['validation']} {extra}", flush=True)
+              f"{r['client_crop']['false_positive_rate']:.3f} | held out vs val fakes AUC "
+              f"{r['held_out_vs_val_fakes_auc']} | val {r['validation']} {extra}", flush=True)
         out.write_text(json.dumps(results, indent=2) + "\n")
 
 
@@ -382,6 +406,40 @@ def selection(head, f: Features, metric: str) -> float:
     from training.train import per_source_metrics, selection_score
 
     return selection_score(per_source_metrics(f.val_samples, sigmoid(logits_of(head, f.val))), metric)
+
+
+def portrait_views(run: Path, cfg, share: float, model_file: str = MODEL_FILE) -> tuple:
+    """Features, labels and sources of one portrait-style view of a seeded share of the run's training images,
+    computed by the model file's backbone and kept beside the run."""
+    if share <= 0:
+        return np.zeros((0,), np.float32), np.zeros(0, np.float32), np.zeros(0, str)
+    out = run / f"portrait_views_{Path(model_file).stem}_{share:g}.npz"
+    if out.exists():
+        z = np.load(out)
+        return z["features"], z["label"], z["source"]
+    import keras
+
+    from training.train import _plan_rows, make_dataset, pooled_backbone, prepare_samples
+
+    train, _ = prepare_samples(cfg)
+    rng = np.random.default_rng([cfg.seed, 11])
+    chosen = [train[i] for i in np.sort(rng.choice(len(train), max(1, round(share * len(train))), replace=False))]
+    plan = _plan_rows(chosen, np.arange(len(chosen)), np.zeros(len(chosen), bool), rng.integers(0, 2**62, len(chosen)))
+    model = keras.models.load_model(run / model_file, compile=False)
+    ds = make_dataset(plan, dataclasses.replace(cfg, portrait_prob=1.0), train=True, batch=64).map(lambda x, y: x)
+    feats = pooled_backbone(model).predict(ds, verbose=0).astype(np.float32)
+    sources = np.array([s.source for s in chosen])
+    np.savez(out, features=feats, label=plan["label"], source=sources)
+    return feats, plan["label"], sources
+
+
+def with_views(f: Features, feats: np.ndarray, labels: np.ndarray, sources: np.ndarray) -> Features:
+    """The features with extra training views appended (unchanged when there are none)."""
+    if not len(labels):
+        return f
+    return dataclasses.replace(f, train=np.concatenate([f.train, feats.reshape((-1,) + f.train.shape[1:])]),
+                               train_labels=np.concatenate([f.train_labels, labels]),
+                               train_sources=np.concatenate([f.train_sources, sources]))
 
 
 def with_variant_features(f: Features, variant: Variant) -> tuple[Features, dict]:

@@ -84,6 +84,9 @@ class TrainConfig:
     blur_prob: float = 0.2
     noise_prob: float = 0.2
     colour_prob: float = 0.5
+    portrait_prob: float = 0.0
+    """Share of training views re-rendered in FFHQ's portrait look first (training.augment.portrait_style): the
+    lever for a real source whose look the training set shows only on fakes (leave-FFHQ-out)."""
     flip: bool = True
     # Stage 1: frozen backbone on cached features.
     cache_views: int = 2
@@ -145,7 +148,7 @@ class TrainConfig:
                              rescale_prob=self.rescale_prob, rescale_range=tuple(self.rescale_range),
                              blur_prob=self.blur_prob, noise_prob=self.noise_prob,
                              colour_prob=self.colour_prob, jpeg_prob=self.jpeg_prob,
-                             jpeg_quality=tuple(self.jpeg_quality))
+                             jpeg_quality=tuple(self.jpeg_quality), portrait_prob=self.portrait_prob)
 
 
 def log(msg: str) -> None:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from training.head_levers import (Variant, loss_weights, project, source_nullspace, source_probe_accuracy,
-                                  source_targets, train_head)
+from training.head_levers import (Features, Variant, loss_weights, project, source_nullspace, source_probe_accuracy,
+                                  source_targets, train_head, with_views)
 from training.model import ModelConfig
 
 
@@ -14,7 +14,8 @@ def test_variant_names_read_as_the_recipe_they_train():
     assert Variant.parse("balanced:0.5+fakes-balanced") == Variant("balanced:0.5+fakes-balanced", 0.5, 1.0)
     assert Variant.parse("adversarial:0.3") == Variant("adversarial:0.3", adversary_weight=0.3)
     assert Variant.parse("balanced+nullspace:20") == Variant("balanced+nullspace:20", 1.0, nullspace_iterations=20)
-    for bad in ("adversarial", "nullspace:x", "shiny", "balanced:"):
+    assert Variant.parse("portrait:0.3") == Variant("portrait:0.3", portrait_share=0.3)
+    for bad in ("adversarial", "nullspace:x", "shiny", "balanced:", "portrait"):
         with pytest.raises(ValueError, match="unknown variant"):
             Variant.parse(bad)
 
@@ -99,3 +100,25 @@ def test_the_levers_table_has_a_row_per_variant_and_a_column_per_held_out_source
     assert "aaf held out" in table[0] and "ffhq held out" in table[0]
     assert table[2] == "| the run's own head | 80.0% / 40.0% (0.760, 0.990) | 90.0% / 45.0% (0.770, 0.990) |"
     assert table[3] == "| balanced | 40.0% / 20.0% (0.740, 0.990) | - |"
+
+
+def test_extra_views_join_the_training_features_with_their_labels_and_sources():
+    x, labels, sources = _synthetic(n=30)
+    f = Features(x, labels, sources, x[:5], [], x[:2], x[:2], None)
+    assert with_views(f, np.zeros((0,)), np.zeros(0), np.zeros(0, str)) is f
+    extra = np.ones((4, 16), np.float32)
+    g = with_views(f, extra, np.array([0, 0, 1, 1], np.float32), np.array(["a", "b", "fake", "fake"]))
+    assert g.train.shape == (34, 1, 1, 16) and np.array_equal(g.train[30:, 0, 0], extra)
+    assert g.train_labels[30:].tolist() == [0, 0, 1, 1] and g.train_sources[-1] == "fake"
+    assert np.array_equal(g.val, f.val) and len(f.train) == 30
+
+
+def test_held_out_aucs_rank_the_held_out_reals_against_each_fake_source():
+    from training.data import Sample
+    from training.head_levers import held_out_aucs
+
+    val = [Sample(f"{k}.jpg", 1, src, str(k)) for k, src in enumerate(["gan", "gan", "swap", "swap"])]
+    val.append(Sample("r.jpg", 0, "real", "r"))
+    logits = np.array([5.0, 6.0, -1.0, 0.5, -9.0])
+    got = held_out_aucs(val, logits, np.array([0.0, 1.0]))
+    assert got == {"gan": 1.0, "swap": 0.25}

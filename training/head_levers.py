@@ -310,7 +310,7 @@ def validation_report(head, f: Features) -> dict:
 
 def evaluate_head(head, f: Features) -> dict:
     """Calibrate on the run's validation features and measure false alarms on the held-out source."""
-    from training.real_holdout import false_alarms
+    from training.real_holdout import false_alarms, held_out_aucs
 
     cal, validation = calibrated_validation(head, f)
     whole = logits_of(head, f.whole)
@@ -320,19 +320,6 @@ def evaluate_head(head, f: Features) -> dict:
             "client_crop": false_alarms(crop_probs, cal.threshold, cal.band),
             "held_out_vs_val_fakes_auc": held_out_aucs(f.val_samples, logits_of(head, f.val), whole),
             "validation": validation}
-
-
-def held_out_aucs(val_samples: list, val_logits: np.ndarray, held_logits: np.ndarray) -> dict:
-    """Per validation fake source, the AUC of its fakes against the held-out reals (whole images): whether any
-    threshold could keep those reals apart, free of where calibration put the threshold."""
-    from training.train import auc
-
-    out = {}
-    for source in sorted({s.source for s in val_samples if s.label == 1}):
-        fakes = val_logits[[i for i, s in enumerate(val_samples) if s.label == 1 and s.source == source]]
-        labels = np.r_[np.zeros(len(held_logits)), np.ones(len(fakes))]
-        out[source] = round(auc(labels, np.r_[held_logits, fakes]), 4)
-    return out
 
 
 def levers_markdown(reports: list[dict]) -> str:

@@ -58,6 +58,19 @@ def false_alarms(probs: np.ndarray, threshold: float, band: tuple[float, float])
             "firm_fake_share": round(float(np.mean(p > high)), 4)}
 
 
+def held_out_aucs(val_samples: list, val_logits: np.ndarray, held_logits: np.ndarray) -> dict:
+    """Per validation fake source, the AUC of its fakes against the held-out reals (whole images): whether any
+    threshold could keep those reals apart, free of where calibration put the threshold."""
+    from training.train import auc
+
+    out = {}
+    for source in sorted({s.source for s in val_samples if s.label == 1}):
+        fakes = val_logits[[i for i, s in enumerate(val_samples) if s.label == 1 and s.source == source]]
+        labels = np.r_[np.zeros(len(held_logits)), np.ones(len(fakes))]
+        out[source] = round(auc(labels, np.r_[held_logits, fakes]), 4)
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class Calibrated:
     """A run's Platt scaling and the release rules' threshold and band, all on its own validation split."""
@@ -110,10 +123,12 @@ def score_holdout(model, cfg, source: str, cap: int = HOLDOUT_MAX, crops: bool =
     val_logits = keras_logits(model, [s.path for s in val])
     cal = calibrate_run(val, val_logits)
     images = holdout_images(load_samples(resolve(cfg.data)), source, cap, cfg.seed)
-    whole = cal.probs(keras_logits(model, [s.path for s in images]))
+    whole_logits = keras_logits(model, [s.path for s in images])
+    whole = cal.probs(whole_logits)
     result = {"source": source, "threshold": round(cal.threshold, 4), "band": [round(x, 4) for x in cal.band],
               "platt": [round(cal.a, 4), round(cal.b, 4)], "temperature": round(cal.temperature, 4),
-              "whole_image": false_alarms(whole, cal.threshold, cal.band)}
+              "whole_image": false_alarms(whole, cal.threshold, cal.band),
+              "held_out_vs_val_fakes_auc": held_out_aucs(val, val_logits, whole_logits)}
     if crops:
         logits, face_share, refused = client_crop_logits(model, images)
         result["client_crop"] = {**false_alarms(cal.probs(logits), cal.threshold, cal.band),

@@ -111,14 +111,3 @@ def test_extra_views_join_the_training_features_with_their_labels_and_sources():
     assert g.train.shape == (34, 1, 1, 16) and np.array_equal(g.train[30:, 0, 0], extra)
     assert g.train_labels[30:].tolist() == [0, 0, 1, 1] and g.train_sources[-1] == "fake"
     assert np.array_equal(g.val, f.val) and len(f.train) == 30
-
-
-def test_held_out_aucs_rank_the_held_out_reals_against_each_fake_source():
-    from training.data import Sample
-    from training.head_levers import held_out_aucs
-
-    val = [Sample(f"{k}.jpg", 1, src, str(k)) for k, src in enumerate(["gan", "gan", "swap", "swap"])]
-    val.append(Sample("r.jpg", 0, "real", "r"))
-    logits = np.array([5.0, 6.0, -1.0, 0.5, -9.0])
-    got = held_out_aucs(val, logits, np.array([0.0, 1.0]))
-    assert got == {"gan": 1.0, "swap": 0.25}

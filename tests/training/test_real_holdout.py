@@ -51,6 +51,16 @@ def test_left_out_real_source_leaves_training_and_validation():
     assert [(s.source, s.label) for s in kept] == [("dfdc", 0), ("dfdc", 1)]
 
 
+def test_held_out_aucs_rank_the_held_out_reals_against_each_fake_source():
+    from training.real_holdout import held_out_aucs
+
+    val = [Sample(f"{k}.jpg", 1, src, str(k)) for k, src in enumerate(["gan", "gan", "swap", "swap"])]
+    val.append(Sample("r.jpg", 0, "real", "r"))
+    logits = np.array([5.0, 6.0, -1.0, 0.5, -9.0])
+    got = held_out_aucs(val, logits, np.array([0.0, 1.0]))
+    assert got == {"gan": 1.0, "swap": 0.25}
+
+
 def test_the_report_trains_without_the_source_and_scores_all_its_images(tmp_path):
     from training import evaluate
 
@@ -64,6 +74,8 @@ def test_the_report_trains_without_the_source_and_scores_all_its_images(tmp_path
     row = report["rows"]["photos"]
     assert row["whole_image"]["n"] == 8  # every image of the held-out source
     assert 0.0 <= row["whole_image"]["false_positive_rate"] <= 1.0
+    assert all(0.0 <= v <= 1.0 for v in row["held_out_vs_val_fakes_auc"].values())
+    assert set(row["held_out_vs_val_fakes_auc"]) == {"gan", "swap"}  # threshold-free, per validation fake source
     assert row["client_crop"]["n"] + row["client_crop"]["refused_by_client"] == 8
     low, high = row["band"]
     assert low <= row["threshold"] <= high

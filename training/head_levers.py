@@ -242,12 +242,11 @@ def cache_sources(train: list, cfg) -> tuple[dict, np.ndarray]:
     return plan, np.array([by_path[p] for p in plan["path"]])
 
 
-def load_features(run: Path, cfg, source: str, cap: int, model_file: str = MODEL_FILE) -> Features:
-    """The run's cache, and features of the held-out source's whole images and client crops.
+def load_features(run: Path, cfg, source: str, cap: int, model, model_file: str = MODEL_FILE) -> Features:
+    """The run's cache, and features of the held-out source's whole images and client crops, by `model` (loaded
+    from the run's `model_file`).
 
     For another model file of the run (a fine-tuned checkpoint), its own cache is built beside the run's first."""
-    import keras
-
     from training.data import load_samples
     from training.evaluate import client_crops, prepare_client_crops
     from training.real_holdout import holdout_images
@@ -255,7 +254,6 @@ def load_features(run: Path, cfg, source: str, cap: int, model_file: str = MODEL
 
     train, val = prepare_samples(cfg)
     plan, sources = cache_sources(train, cfg)
-    model = keras.models.load_model(run / model_file, compile=False)
     cache = run / "cache"
     if model_file != MODEL_FILE:
         own = run / f"features_{Path(model_file).stem}"
@@ -278,13 +276,11 @@ def logits_of(head, feats: np.ndarray) -> np.ndarray:
     return head.predict(feats, batch_size=1024, verbose=0)[:, 0].astype(np.float64)
 
 
-def run_head(run: Path, model_file: str = MODEL_FILE):
+def run_head(model):
     """The run's own trained head on pooled features, returning logits like a fresh head: the reference row."""
-    import keras
-
     from training.train import head_tail
 
-    return head_tail(keras.models.load_model(run / model_file, compile=False), sigmoid=False)
+    return head_tail(model, sigmoid=False)
 
 
 def calibrated_validation(head, f: Features) -> tuple[object, dict]:
@@ -343,9 +339,6 @@ def levers_markdown(reports: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Train every variant's head on the run's cache, score it, print one line each, write head_levers.json."""
-    from training.model import ModelConfig
-    from training.train import TrainConfig, model_config
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", nargs="+", metavar="JSON", help="only print the Markdown table of these head_levers.json")
     p.add_argument("--run", help="a leave-one-real-out run directory (config.json, cache/, model.keras)")
@@ -360,21 +353,27 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not args.run:
         p.error("--run is required unless --table is given")
+    import keras  # after --table, which needs no TensorFlow
+
+    from training.model import ModelConfig
+    from training.train import TrainConfig, model_config
+
     run = Path(args.run)
     train_cfg = TrainConfig.from_json(run / "config.json")
     (source,) = train_cfg.exclude_real_sources
-    f = load_features(run, train_cfg, source, args.cap, args.model)
+    model = keras.models.load_model(run / args.model, compile=False)
+    f = load_features(run, train_cfg, source, args.cap, model, args.model)
     head_cfg: ModelConfig = model_config(train_cfg)
 
     out = run / ("head_levers.json" if args.model == MODEL_FILE else f"head_levers_{Path(args.model).stem}.json")
     results = json.loads(out.read_text()) if out.exists() else {}
     results["held_out"] = source
     results["model"] = args.model
-    results["run"] = evaluate_head(run_head(run, args.model), f)
+    results["run"] = evaluate_head(run_head(model), f)
     print(f"run's own head: {results['run']}", flush=True)
     for name in [v for v in args.variants.split(",") if v]:
         variant = Variant.parse(name)
-        fp = with_views(f, *portrait_views(run, train_cfg, variant.portrait_share, args.model))
+        fp = with_views(f, *portrait_views(run, train_cfg, variant.portrait_share, model, args.model))
         fv, extra = with_variant_features(fp, variant)
         head, history = train_head(head_cfg, fv.train, fv.train_labels, fv.train_sources, variant,
                                    lambda h: selection(h, fv, train_cfg.select_metric), args.epochs, train_cfg.frozen_batch,
@@ -395,24 +394,21 @@ def selection(head, f: Features, metric: str) -> float:
     return selection_score(per_source_metrics(f.val_samples, sigmoid(logits_of(head, f.val))), metric)
 
 
-def portrait_views(run: Path, cfg, share: float, model_file: str = MODEL_FILE) -> tuple:
+def portrait_views(run: Path, cfg, share: float, model, model_file: str = MODEL_FILE) -> tuple:
     """Features, labels and sources of one portrait-style view of a seeded share of the run's training images,
-    computed by the model file's backbone and kept beside the run."""
+    computed by `model`'s backbone (loaded from the run's `model_file`, which names the file kept beside the run)."""
     if share <= 0:
         return np.zeros((0,), np.float32), np.zeros(0, np.float32), np.zeros(0, str)
     out = run / f"portrait_views_{Path(model_file).stem}_{share:g}.npz"
     if out.exists():
         z = np.load(out)
         return z["features"], z["label"], z["source"]
-    import keras
-
     from training.train import _plan_rows, make_dataset, pooled_backbone, prepare_samples
 
     train, _ = prepare_samples(cfg)
     rng = np.random.default_rng([cfg.seed, 11])
     chosen = [train[i] for i in np.sort(rng.choice(len(train), max(1, round(share * len(train))), replace=False))]
     plan = _plan_rows(chosen, np.arange(len(chosen)), np.zeros(len(chosen), bool), rng.integers(0, 2**62, len(chosen)))
-    model = keras.models.load_model(run / model_file, compile=False)
     ds = make_dataset(plan, dataclasses.replace(cfg, portrait_prob=1.0), train=True, batch=64).map(lambda x, y: x)
     feats = pooled_backbone(model).predict(ds, verbose=0).astype(np.float32)
     sources = np.array([s.source for s in chosen])

@@ -111,3 +111,20 @@ def test_extra_views_join_the_training_features_with_their_labels_and_sources():
     assert g.train.shape == (34, 1, 1, 16) and np.array_equal(g.train[30:, 0, 0], extra)
     assert g.train_labels[30:].tolist() == [0, 0, 1, 1] and g.train_sources[-1] == "fake"
     assert np.array_equal(g.val, f.val) and len(f.train) == 30
+
+
+def test_printing_the_levers_table_needs_no_tensorflow(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    report = {"held_out": "aaf", "run": {"whole_image": {"false_positive_rate": 0.5},
+                                         "client_crop": {"false_positive_rate": 0.25},
+                                         "validation": {"dfdc": 0.8, "mobilestylegan": 0.99}}}
+    (tmp_path / "head_levers.json").write_text(json.dumps(report))
+    code = ("import sys; from training.head_levers import main; main(['--table', sys.argv[1]]); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "head_levers.json")], capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    assert out[2] == "| the run's own head | 50.0% / 25.0% (0.800, 0.990) |"
+    assert out[-1] == "False False"

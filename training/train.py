@@ -570,7 +570,9 @@ class StateSaver:
         class _Saver(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 ckpt = out_dir / "checkpoints" / f"{stage}_last.weights.h5"
-                self.model.save_weights(ckpt)
+                tmp = ckpt.with_name(f"{stage}_last.tmp.weights.h5")  # a session killed mid-write keeps the last one
+                self.model.save_weights(tmp)
+                os.replace(tmp, ckpt)
                 state = _read_state(out_dir)
                 state[stage] = {"last_epoch": epoch + 1, "weights": str(ckpt)}
                 hist = state.setdefault(f"{stage}_history", [])

@@ -68,6 +68,9 @@ def test_tiny_end_to_end_train_export_and_serve(tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert history["stage1"] and history["stage2"]
     assert TrainConfig.from_json(out / "config.json") == _tiny_config(data)
+    state = json.loads((out / "state.json").read_text())  # what --resume reads after a killed session
+    assert state["stage2"]["last_epoch"] == len(history["stage2"])
+    assert Path(state["stage2"]["weights"]).exists() and not list((out / "checkpoints").glob("*.tmp.*"))
 
     import keras
 

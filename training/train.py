@@ -570,11 +570,12 @@ class StateSaver:
         class _Saver(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 ckpt = out_dir / "checkpoints" / f"{stage}_last.weights.h5"
+                opt = save_optimizer(self.model, out_dir / "checkpoints" / f"{stage}_last.optimizer.npz")
                 tmp = ckpt.with_name(f"{stage}_last.tmp.weights.h5")  # a session killed mid-write keeps the last one
                 self.model.save_weights(tmp)
                 os.replace(tmp, ckpt)
                 state = _read_state(out_dir)
-                state[stage] = {"last_epoch": epoch + 1, "weights": str(ckpt)}
+                state[stage] = {"last_epoch": epoch + 1, "weights": str(ckpt), "optimizer": str(opt)}
                 hist = state.setdefault(f"{stage}_history", [])
                 hist.append({k: float(v) for k, v in (logs or {}).items()})
                 metric = cfg_metric
@@ -584,6 +585,30 @@ class StateSaver:
                 _write_state(out_dir, state)
 
         return _Saver()
+
+
+def save_optimizer(model, path: Path) -> Path:
+    """Keep Adam's moments and step count beside the resume weights, written whole (temporary file, then rename)."""
+    tmp = path.with_name(path.name.replace(".npz", ".tmp.npz"))
+    np.savez(tmp, *[np.asarray(v.numpy()) for v in model.optimizer.variables])
+    os.replace(tmp, path)
+    return path
+
+
+def restore_optimizer(model, path: str | None) -> bool:
+    """Put back Adam's state on resume: with zero moments at a late step count (no bias correction left) the first
+    resumed steps are 2.7-6.6x too large through the first resumed epoch and undo epochs of fine-tuning. False when there is no matching file."""
+    if not path or not Path(path).exists():
+        return False
+    saved = np.load(path)
+    values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    model.optimizer.build(model.trainable_variables)
+    variables = model.optimizer.variables
+    if len(values) != len(variables) or any(tuple(v.shape) != a.shape for v, a in zip(variables, values)):
+        return False
+    for v, a in zip(variables, values):
+        v.assign(a)
+    return True
 
 
 def _read_state(out_dir: Path) -> dict:
@@ -709,7 +734,9 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
     if resume and "stage2" in state:
         initial_epoch = int(state["stage2"]["last_epoch"])
         model.load_weights(state["stage2"]["weights"])
-        model.optimizer.iterations.assign(initial_epoch * cfg.finetune_steps_per_epoch)  # the schedule resumes too
+        if not restore_optimizer(model, state["stage2"].get("optimizer")):
+            log("stage 2: no optimizer state saved with the last epoch; Adam restarts from zero moments")
+            model.optimizer.iterations.assign(initial_epoch * cfg.finetune_steps_per_epoch)  # the schedule resumes too
         log(f"stage 2: resuming after epoch {initial_epoch}")
     if initial_epoch >= cfg.finetune_epochs:
         return state.get("stage2_history", [])

@@ -70,7 +70,8 @@ def test_tiny_end_to_end_train_export_and_serve(tmp_path):
     assert TrainConfig.from_json(out / "config.json") == _tiny_config(data)
     state = json.loads((out / "state.json").read_text())  # what --resume reads after a killed session
     assert state["stage2"]["last_epoch"] == len(history["stage2"])
-    assert Path(state["stage2"]["weights"]).exists() and not list((out / "checkpoints").glob("*.tmp.*"))
+    assert Path(state["stage2"]["weights"]).exists() and Path(state["stage2"]["optimizer"]).exists()
+    assert not list((out / "checkpoints").glob("*.tmp.*"))
 
     import keras
 
@@ -221,3 +222,31 @@ def test_the_real_aware_selection_metric_counts_false_alarms_on_a_real_only_sour
     assert selection_score(bad, "val_source_real_auc") == pytest.approx(0.5)
     assert selection_score(good, "val_source_real_auc") == pytest.approx(1.0)
     assert selection_score(good, "val_auc") == good["overall"]["auc"]
+
+
+def test_resume_restores_adams_moments_and_step_so_the_first_steps_are_not_oversized(tmp_path):
+    import keras
+
+    from training.train import restore_optimizer, save_optimizer
+
+    def tiny(units: int = 4):
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(units), keras.layers.Dense(1)])
+        m.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+        return m
+
+    x, y = np.random.default_rng(0).normal(size=(32, 3)), np.zeros((32, 1))
+    trained = tiny()
+    trained.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    path = save_optimizer(trained, tmp_path / "stage2_last.optimizer.npz")
+    assert not list(tmp_path.glob("*.tmp.*"))
+
+    resumed = tiny()
+    assert restore_optimizer(resumed, str(path))
+    assert int(resumed.optimizer.iterations.numpy()) == 8
+    for a, b in zip(trained.optimizer.variables, resumed.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a.numpy()), np.asarray(b.numpy()))
+    assert any(np.abs(np.asarray(v.numpy())).sum() > 0 for v in resumed.optimizer.variables[2:])  # moments, not zeros
+
+    assert not restore_optimizer(tiny(units=5), str(path))  # another model's state is refused
+    assert not restore_optimizer(tiny(), None) and not restore_optimizer(tiny(), str(tmp_path / "missing.npz"))

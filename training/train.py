@@ -596,8 +596,9 @@ def save_optimizer(model, path: Path) -> Path:
 
 
 def restore_optimizer(model, path: str | None) -> bool:
-    """Put back Adam's state on resume: with zero moments at a late step count (no bias correction left) the first
-    resumed steps are 2.7-6.6x too large through the first resumed epoch and undo epochs of fine-tuning. False when there is no matching file."""
+    """Put back Adam's state on resume: with zero moments at a late step count (no bias correction left) the
+    steps of the first resumed epoch are 2.7-6.6x too large and undo epochs of fine-tuning. False when there is no
+    matching file."""
     if not path or not Path(path).exists():
         return False
     saved = np.load(path)

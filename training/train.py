@@ -571,9 +571,7 @@ class StateSaver:
             def on_epoch_end(self, epoch, logs=None):
                 ckpt = out_dir / "checkpoints" / f"{stage}_last.weights.h5"
                 opt = save_optimizer(self.model, out_dir / "checkpoints" / f"{stage}_last.optimizer.npz")
-                tmp = ckpt.with_name(f"{stage}_last.tmp.weights.h5")  # a session killed mid-write keeps the last one
-                self.model.save_weights(tmp)
-                os.replace(tmp, ckpt)
+                write_whole(ckpt, self.model.save_weights)
                 state = _read_state(out_dir)
                 state[stage] = {"last_epoch": epoch + 1, "weights": str(ckpt), "optimizer": str(opt)}
                 hist = state.setdefault(f"{stage}_history", [])
@@ -587,12 +585,19 @@ class StateSaver:
         return _Saver()
 
 
-def save_optimizer(model, path: Path) -> Path:
-    """Keep Adam's moments and step count beside the resume weights, written whole (temporary file, then rename)."""
-    tmp = path.with_name(path.name.replace(".npz", ".tmp.npz"))
-    np.savez(tmp, *[np.asarray(v.numpy()) for v in model.optimizer.variables])
+def write_whole(path: Path, write) -> Path:
+    """Write through a temporary name (same suffixes, which Keras and NumPy require) and rename: a session killed
+    mid-write leaves the previous file, never half of one."""
+    stem, _, suffixes = path.name.partition(".")
+    tmp = path.with_name(f"{stem}.tmp.{suffixes}")
+    write(tmp)
     os.replace(tmp, path)
     return path
+
+
+def save_optimizer(model, path: Path) -> Path:
+    """Keep Adam's moments and step count beside the resume weights."""
+    return write_whole(path, lambda tmp: np.savez(tmp, *[np.asarray(v.numpy()) for v in model.optimizer.variables]))
 
 
 def restore_optimizer(model, path: str | None) -> bool:
@@ -620,9 +625,7 @@ def _read_state(out_dir: Path) -> dict:
 
 def _write_state(out_dir: Path, state: dict) -> None:
     """Write the resume state atomically."""
-    tmp = out_dir / "state.json.tmp"
-    tmp.write_text(json.dumps(state, indent=2))
-    os.replace(tmp, out_dir / "state.json")
+    write_whole(out_dir / "state.json", lambda tmp: tmp.write_text(json.dumps(state, indent=2)))
 
 
 # Stages -------------------------------------------------------------------------------------
@@ -645,8 +648,7 @@ def build_cache(model, train: list[Sample], val: list[Sample], cfg: TrainConfig,
             ds = make_dataset(plan, cfg, train=is_train, batch=64).map(lambda x, y: x)
             feats = pooled.predict(ds, verbose=cfg.verbose).astype(np.float16)
             log(f"cache: {name} {feats.shape} in {time.time() - t0:.0f} s ({n / max(1e-6, time.time() - t0):.1f} img/s)")
-            np.save(cache / f"{name}_features.tmp.npy", feats)
-            os.replace(cache / f"{name}_features.tmp.npy", fpath)
+            write_whole(fpath, lambda tmp: np.save(tmp, feats))
             np.savez(meta, label=plan["label"], sbi=plan["sbi"])
         m = np.load(meta)
         arrays[name] = (np.load(fpath, mmap_mode="r"), m["label"], m["sbi"])
@@ -830,8 +832,7 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> Path:
     model = build_model(model_config(config))
     model.load_weights(final_src)
     final = out_dir / "model.keras"
-    model.save(out_dir / "model.tmp.keras")
-    os.replace(out_dir / "model.tmp.keras", final)
+    write_whole(final, model.save)
     metrics["final_from"] = str(final_src.name)
     (out_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     (out_dir / "val_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

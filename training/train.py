@@ -617,6 +617,49 @@ def restore_optimizer(model, path: str | None) -> bool:
     return True
 
 
+def resume_from(model, saved: dict, steps_per_epoch: int) -> int:
+    """Load the last finished epoch's weights and Adam's state; returns that epoch. The step count follows the
+    weights, because the two files are written one after the other and a kill between them leaves Adam one epoch
+    ahead."""
+    epoch = int(saved["last_epoch"])
+    model.load_weights(saved["weights"])
+    step = epoch * steps_per_epoch
+    if not restore_optimizer(model, saved.get("optimizer")):
+        log("stage 2: no optimizer state saved with the last epoch; Adam restarts from zero moments")
+    elif int(model.optimizer.iterations.numpy()) != step:
+        log(f"stage 2: Adam's saved state is from step {int(model.optimizer.iterations.numpy())}, the weights from "
+            f"step {step}; its moments are kept and its step count set to the weights'")
+    model.optimizer.iterations.assign(step)  # the learning-rate schedule resumes where the weights left off
+    return epoch
+
+
+def early_stop_state(history: list[dict], metric: str) -> tuple[float | None, int]:
+    """The best score so far and the epochs since it, so that patience counts across resumed sessions as in one
+    run (Keras's EarlyStopping starts from zero at every fit)."""
+    scores = [float(h[metric]) for h in history if metric in h]
+    if not scores:
+        return None, 0
+    best = max(range(len(scores)), key=scores.__getitem__)  # the first of equal scores, as Keras keeps it
+    return scores[best], len(scores) - 1 - best
+
+
+class ResumedEarlyStopping:
+    """A factory of EarlyStopping that starts from the best score and wait of the epochs before a resume."""
+
+    @staticmethod
+    def make(metric: str, patience: int, history: list[dict]):
+        import keras
+
+        best, wait = early_stop_state(history, metric)
+
+        class _Stop(keras.callbacks.EarlyStopping):
+            def on_train_begin(self, logs=None):
+                super().on_train_begin(logs)
+                self.best, self.wait = best, wait
+
+        return _Stop(monitor=metric, mode="max", patience=patience)
+
+
 def _read_state(out_dir: Path) -> dict:
     """The resume state of a run ({} when new)."""
     p = out_dir / "state.json"
@@ -735,11 +778,7 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
     state = _read_state(out_dir)
     initial_epoch = 0
     if resume and "stage2" in state:
-        initial_epoch = int(state["stage2"]["last_epoch"])
-        model.load_weights(state["stage2"]["weights"])
-        if not restore_optimizer(model, state["stage2"].get("optimizer")):
-            log("stage 2: no optimizer state saved with the last epoch; Adam restarts from zero moments")
-            model.optimizer.iterations.assign(initial_epoch * cfg.finetune_steps_per_epoch)  # the schedule resumes too
+        initial_epoch = resume_from(model, state["stage2"], cfg.finetune_steps_per_epoch)
         log(f"stage 2: resuming after epoch {initial_epoch}")
     if initial_epoch >= cfg.finetune_epochs:
         return state.get("stage2_history", [])
@@ -759,7 +798,7 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
     callbacks = [
         *([SourceAUC.make(val, base_cfg)] if metric != "val_auc" else []),
         monitor,
-        keras.callbacks.EarlyStopping(monitor=metric, mode="max", patience=cfg.finetune_patience),
+        ResumedEarlyStopping.make(metric, cfg.finetune_patience, state.get("stage2_history", []) if resume else []),
         StateSaver.make(out_dir, "stage2", metric),
         TimeBudget.make(cfg.finetune_max_minutes, started),
         Progress.make("stage 2", cfg.finetune_epochs),

@@ -250,3 +250,54 @@ def test_resume_restores_adams_moments_and_step_so_the_first_steps_are_not_overs
 
     assert not restore_optimizer(tiny(units=5), str(path))  # another model's state is refused
     assert not restore_optimizer(tiny(), None) and not restore_optimizer(tiny(), str(tmp_path / "missing.npz"))
+
+
+def test_resume_takes_the_step_count_from_the_weights_when_adams_file_is_an_epoch_ahead(tmp_path):
+    import keras
+
+    from training.train import resume_from, save_optimizer
+
+    def tiny():
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+        m.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+        return m
+
+    x, y = np.random.default_rng(0).normal(size=(32, 3)), np.zeros((32, 1))
+    trained = tiny()
+    trained.fit(x, y, epochs=1, batch_size=8, verbose=0)  # 4 steps: the weights of epoch 1
+    trained.save_weights(tmp_path / "last.weights.h5")
+    trained.fit(x, y, epochs=1, batch_size=8, verbose=0)  # Adam's file was written for epoch 2, then the kill
+    opt = save_optimizer(trained, tmp_path / "last.optimizer.npz")
+    saved = {"last_epoch": 1, "weights": str(tmp_path / "last.weights.h5"), "optimizer": str(opt)}
+
+    resumed = tiny()
+    assert resume_from(resumed, saved, steps_per_epoch=4) == 1
+    assert int(resumed.optimizer.iterations.numpy()) == 4  # the schedule continues from the weights' epoch
+    assert any(np.abs(np.asarray(v.numpy())).sum() > 0 for v in resumed.optimizer.variables[2:])  # moments kept
+    bare = tiny()
+    assert resume_from(bare, {**saved, "optimizer": None}, steps_per_epoch=4) == 1
+    assert int(bare.optimizer.iterations.numpy()) == 4
+
+
+def test_patience_counts_the_epochs_before_a_resume():
+    import keras
+
+    from training.train import ResumedEarlyStopping, early_stop_state
+
+    history = [{"m": s} for s in (0.80, 0.90, 0.85, 0.90, 0.88)]  # best at epoch 2; 3 epochs without a gain
+    assert early_stop_state(history, "m") == (0.90, 3)
+    assert early_stop_state([], "m") == (None, 0)
+
+    stop = ResumedEarlyStopping.make("m", patience=4, history=history)
+    stop.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    stop.on_train_begin()
+    stop.on_epoch_end(5, {"m": 0.89})  # the 4th epoch without a gain: an unbroken run stops here
+    assert stop.model.stop_training
+
+    fresh = ResumedEarlyStopping.make("m", patience=4, history=[])
+    fresh.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    fresh.on_train_begin()
+    fresh.on_epoch_end(0, {"m": 0.5})
+    fresh.on_epoch_end(1, {"m": 0.4})
+    assert not getattr(fresh.model, "stop_training", False)  # a fresh run has its whole patience

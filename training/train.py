@@ -538,6 +538,28 @@ class TimeBudget:
         return _Budget()
 
 
+class BestCheckpoint:
+    """A callback factory: save the whole model when the score beats the best so far (the best of the sessions
+    before a resume included), written whole, so a kill during the write keeps the previous best."""
+
+    @staticmethod
+    def make(path: Path, metric: str, best: float | None):
+        import keras
+
+        class _Best(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.best = float("-inf") if best is None else float(best)
+
+            def on_epoch_end(self, epoch, logs=None):
+                score = (logs or {}).get(metric)
+                if score is not None and float(score) > self.best:
+                    self.best = float(score)
+                    write_whole(path, self.model.save)
+
+        return _Best()
+
+
 class Progress:
     """A callback factory: one line per epoch with its time and an ETA for the stage's remaining epochs."""
 
@@ -767,8 +789,6 @@ def predict_val(model, val: list[Sample], cfg: TrainConfig) -> np.ndarray:
 def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_dir: Path, started: float,
            resume: bool) -> list[dict]:
     """Fine-tune the top blocks (BatchNorm frozen) at a low learning rate through the image pipeline."""
-    import keras
-
     from training.model import set_backbone_trainable
 
     base_cfg = cfg
@@ -780,8 +800,13 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
     if resume and "stage2" in state:
         initial_epoch = resume_from(model, state["stage2"], cfg.finetune_steps_per_epoch)
         log(f"stage 2: resuming after epoch {initial_epoch}")
+    metric = base_cfg.select_metric
+    done = state.get("stage2_history", []) if resume else []
     if initial_epoch >= cfg.finetune_epochs:
-        return state.get("stage2_history", [])
+        return done
+    if early_stop_state(done, metric)[1] >= cfg.finetune_patience:
+        log(f"stage 2: stopped early before the resume ({cfg.finetune_patience} epochs without a better {metric})")
+        return done
     per_epoch = cfg.finetune_steps_per_epoch * cfg.finetune_batch
     plan = stream_plan(train, cfg, per_epoch * cfg.finetune_epochs)
     plan = {k: v[initial_epoch * per_epoch:] for k, v in plan.items()}
@@ -789,16 +814,13 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
     if weights:
         log(f"stage 2: class weights {weights}")
     ds = make_dataset(plan, cfg, train=True, batch=cfg.finetune_batch)
-    metric = base_cfg.select_metric
     val_ds = make_dataset(clean_plan(val), cfg, train=False, batch=64) if metric == "val_auc" else None
     best = out_dir / "checkpoints" / "stage2_best.keras"
-    monitor = keras.callbacks.ModelCheckpoint(best, monitor=metric, mode="max", save_best_only=True)
-    if "stage2_best_auc" in state:
-        monitor.best = float(state["stage2_best_auc"])
+    monitor = BestCheckpoint.make(best, metric, state.get("stage2_best_auc") if resume else None)
     callbacks = [
         *([SourceAUC.make(val, base_cfg)] if metric != "val_auc" else []),
         monitor,
-        ResumedEarlyStopping.make(metric, cfg.finetune_patience, state.get("stage2_history", []) if resume else []),
+        ResumedEarlyStopping.make(metric, cfg.finetune_patience, done),
         StateSaver.make(out_dir, "stage2", metric),
         TimeBudget.make(cfg.finetune_max_minutes, started),
         Progress.make("stage 2", cfg.finetune_epochs),

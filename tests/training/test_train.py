@@ -301,3 +301,21 @@ def test_patience_counts_the_epochs_before_a_resume():
     fresh.on_epoch_end(0, {"m": 0.5})
     fresh.on_epoch_end(1, {"m": 0.4})
     assert not getattr(fresh.model, "stop_training", False)  # a fresh run has its whole patience
+
+
+def test_best_checkpoint_saves_only_an_epoch_that_beats_the_sessions_before(tmp_path):
+    import keras
+
+    from training.train import BestCheckpoint
+
+    path = tmp_path / "stage2_best.keras"
+    best = BestCheckpoint.make(path, "m", best=0.9)  # resumed: 0.9 was reached before the kill
+    best.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    best.on_epoch_end(0, {"m": 0.85})
+    assert not path.exists()
+    best.on_epoch_end(1, {"m": 0.93})
+    assert path.exists() and best.best == 0.93 and not list(tmp_path.glob("*.tmp.*"))
+    stamp = path.stat().st_mtime_ns
+    best.on_epoch_end(2, {"m": 0.92})
+    assert path.stat().st_mtime_ns == stamp
+    assert keras.models.load_model(path).count_params() == 2

@@ -37,6 +37,16 @@ def _tiny_config(data: Path, **over) -> TrainConfig:
     return replace(cfg, **over)
 
 
+def _tiny_adam_model(units: int = 4):
+    """A two-layer model compiled with Adam, seeded, for the resume tests."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(units), keras.layers.Dense(1)])
+    m.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    return m
+
+
 def test_config_round_trips_through_json(tmp_path):
     cfg = TrainConfig(exclude_fake_sources=["dfdc"], sbi_fraction=0.4, jpeg_quality=(40, 90))
     path = tmp_path / "c.json"
@@ -225,57 +235,42 @@ def test_the_real_aware_selection_metric_counts_false_alarms_on_a_real_only_sour
 
 
 def test_resume_restores_adams_moments_and_step_so_the_first_steps_are_not_oversized(tmp_path):
-    import keras
-
     from training.train import restore_optimizer, save_optimizer
 
-    def tiny(units: int = 4):
-        keras.utils.set_random_seed(0)
-        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(units), keras.layers.Dense(1)])
-        m.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-        return m
-
     x, y = np.random.default_rng(0).normal(size=(32, 3)), np.zeros((32, 1))
-    trained = tiny()
+    trained = _tiny_adam_model()
     trained.fit(x, y, epochs=2, batch_size=8, verbose=0)
     path = save_optimizer(trained, tmp_path / "stage2_last.optimizer.npz")
     assert not list(tmp_path.glob("*.tmp.*"))
 
-    resumed = tiny()
+    resumed = _tiny_adam_model()
     assert restore_optimizer(resumed, str(path))
     assert int(resumed.optimizer.iterations.numpy()) == 8
     for a, b in zip(trained.optimizer.variables, resumed.optimizer.variables):
         np.testing.assert_array_equal(np.asarray(a.numpy()), np.asarray(b.numpy()))
     assert any(np.abs(np.asarray(v.numpy())).sum() > 0 for v in resumed.optimizer.variables[2:])  # moments, not zeros
 
-    assert not restore_optimizer(tiny(units=5), str(path))  # another model's state is refused
-    assert not restore_optimizer(tiny(), None) and not restore_optimizer(tiny(), str(tmp_path / "missing.npz"))
+    assert not restore_optimizer(_tiny_adam_model(units=5), str(path))  # another model's state is refused
+    assert not restore_optimizer(_tiny_adam_model(), None)
+    assert not restore_optimizer(_tiny_adam_model(), str(tmp_path / "missing.npz"))
 
 
 def test_resume_takes_the_step_count_from_the_weights_when_adams_file_is_an_epoch_ahead(tmp_path):
-    import keras
-
     from training.train import resume_from, save_optimizer
 
-    def tiny():
-        keras.utils.set_random_seed(0)
-        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
-        m.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-        return m
-
     x, y = np.random.default_rng(0).normal(size=(32, 3)), np.zeros((32, 1))
-    trained = tiny()
+    trained = _tiny_adam_model()
     trained.fit(x, y, epochs=1, batch_size=8, verbose=0)  # 4 steps: the weights of epoch 1
     trained.save_weights(tmp_path / "last.weights.h5")
     trained.fit(x, y, epochs=1, batch_size=8, verbose=0)  # Adam's file was written for epoch 2, then the kill
     opt = save_optimizer(trained, tmp_path / "last.optimizer.npz")
     saved = {"last_epoch": 1, "weights": str(tmp_path / "last.weights.h5"), "optimizer": str(opt)}
 
-    resumed = tiny()
+    resumed = _tiny_adam_model()
     assert resume_from(resumed, saved, steps_per_epoch=4) == 1
     assert int(resumed.optimizer.iterations.numpy()) == 4  # the schedule continues from the weights' epoch
     assert any(np.abs(np.asarray(v.numpy())).sum() > 0 for v in resumed.optimizer.variables[2:])  # moments kept
-    bare = tiny()
+    bare = _tiny_adam_model()
     assert resume_from(bare, {**saved, "optimizer": None}, steps_per_epoch=4) == 1
     assert int(bare.optimizer.iterations.numpy()) == 4
 

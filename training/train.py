@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -112,6 +113,8 @@ class TrainConfig:
     finetune_patience: int = 4
     finetune_max_minutes: float | None = None
     """Stop stage 2 before an epoch that would end after this wall time (the best checkpoint is kept)."""
+    keep_epochs: int = 0
+    """Keep the weights of this many of the last fine-tune epochs (checkpoints/epochs/), for `training.average`."""
     finetune_overrides: dict = field(default_factory=dict)
     """Config fields that differ in stage 2 (e.g. milder augmentation or another sbi_fraction)."""
     select_metric: str = "val_auc"
@@ -586,7 +589,7 @@ class StateSaver:
     """A callback factory that records the last finished epoch (and its weights) for --resume."""
 
     @staticmethod
-    def make(out_dir: Path, stage: str, cfg_metric: str = "val_auc"):
+    def make(out_dir: Path, stage: str, cfg_metric: str = "val_auc", keep: int = 0):
         import keras
 
         class _Saver(keras.callbacks.Callback):
@@ -594,6 +597,8 @@ class StateSaver:
                 ckpt = out_dir / "checkpoints" / f"{stage}_last.weights.h5"
                 opt = save_optimizer(self.model, out_dir / "checkpoints" / f"{stage}_last.optimizer.npz")
                 write_whole(ckpt, self.model.save_weights)
+                if keep > 0:
+                    keep_epoch(ckpt, out_dir / "checkpoints" / "epochs", f"{stage}_epoch", epoch + 1, keep)
                 state = _read_state(out_dir)
                 state[stage] = {"last_epoch": epoch + 1, "weights": str(ckpt), "optimizer": str(opt)}
                 hist = state.setdefault(f"{stage}_history", [])
@@ -605,6 +610,17 @@ class StateSaver:
                 _write_state(out_dir, state)
 
         return _Saver()
+
+
+def keep_epoch(weights: Path, folder: Path, prefix: str, epoch: int, keep: int) -> Path:
+    """Copy an epoch's weights aside for averaging and drop the copies older than the last `keep` epochs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = write_whole(folder / f"{prefix}_{epoch:03d}.weights.h5", lambda tmp: shutil.copyfile(weights, tmp))
+    for old in folder.glob(f"{prefix}_*.weights.h5"):
+        number = old.name[len(prefix) + 1:].split(".")[0]
+        if number.isdigit() and int(number) <= epoch - keep:
+            old.unlink()
+    return kept
 
 
 def write_whole(path: Path, write) -> Path:
@@ -821,7 +837,7 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
         *([SourceAUC.make(val, base_cfg)] if metric != "val_auc" else []),
         monitor,
         ResumedEarlyStopping.make(metric, cfg.finetune_patience, done),
-        StateSaver.make(out_dir, "stage2", metric),
+        StateSaver.make(out_dir, "stage2", metric, cfg.keep_epochs),
         TimeBudget.make(cfg.finetune_max_minutes, started),
         Progress.make("stage 2", cfg.finetune_epochs),
     ]

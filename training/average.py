@@ -1,8 +1,9 @@
 """Average the weights of several fine-tune epochs of one run (a uniform model soup, as in stochastic weight averaging).
 
-Run: python -m training.average --run runs/release8_balanced \
-         --weights runs/release8_balanced/epochs/epoch_{26..36}.weights.h5 --score-each \
-         --out runs/release8_balanced/model_avg.keras --json runs/release8_balanced/average.json
+Run: python -m training.average --run runs/X --weights runs/X/checkpoints/epochs/stage2_epoch_*.weights.h5 \
+         --score-each --out runs/X/model_avg.keras --json runs/X/average.json
+
+(a run keeps its last epochs' weights there when its config sets `keep_epochs`)
 
 Stage 2 fine-tunes with BatchNorm frozen, so the epochs share their normalisation statistics and their average is a
 model like any other (nothing to re-estimate). Its use: the selection score of one run swings by several points from

@@ -5,7 +5,8 @@ Run: python -m training.train --config training/configs/shipped.json [--out runs
 Stage 1 trains the head on a cache of frozen-backbone features (several augmented views per
 image, self-blended pseudo-fakes among them), which is fast on a CPU. Stage 2 optionally
 fine-tunes the top blocks at a low learning rate through the real image pipeline. Both stages
-use EarlyStopping and ModelCheckpoint on validation AUC. The run directory gets config.json,
+keep their best epoch by the selection metric and stop early (stage 2's best model, patience and Adam state carry
+across --resume). The run directory gets config.json,
 env.json, history.json, checkpoints/, stage1.keras and the final model.keras.
 """
 from __future__ import annotations
@@ -118,7 +119,7 @@ class TrainConfig:
     finetune_overrides: dict = field(default_factory=dict)
     """Config fields that differ in stage 2 (e.g. milder augmentation or another sbi_fraction)."""
     select_metric: str = "val_auc"
-    """What EarlyStopping, ModelCheckpoint and the stage-1-vs-stage-2 choice maximise: 'val_auc' (pooled over
+    """What early stopping, the best checkpoint and the stage-1-vs-stage-2 choice maximise: 'val_auc' (pooled over
     sources), 'val_source_auc' (mean over fake sources of AUC against the reals of the same source where there
     are any, else against all reals: not rewarded for telling sources apart), 'val_source_sbi_auc' (the same
     mean with self-blended fakes of the validation reals as one more source: for leave-one-out runs, whose

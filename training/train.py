@@ -590,7 +590,7 @@ class StateSaver:
     """A callback factory that records the last finished epoch (and its weights) for --resume."""
 
     @staticmethod
-    def make(out_dir: Path, stage: str, cfg_metric: str = "val_auc", keep: int = 0):
+    def make(out_dir: Path, stage: str, keep: int = 0):
         import keras
 
         class _Saver(keras.callbacks.Callback):
@@ -604,10 +604,6 @@ class StateSaver:
                 state[stage] = {"last_epoch": epoch + 1, "weights": str(ckpt), "optimizer": str(opt)}
                 hist = state.setdefault(f"{stage}_history", [])
                 hist.append({k: float(v) for k, v in (logs or {}).items()})
-                metric = cfg_metric
-                if logs and metric in logs:
-                    key = f"{stage}_best_auc"
-                    state[key] = max(float(state.get(key, float("-inf"))), float(logs[metric]))
                 _write_state(out_dir, state)
 
         return _Saver()
@@ -833,23 +829,18 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
     ds = make_dataset(plan, cfg, train=True, batch=cfg.finetune_batch)
     val_ds = make_dataset(clean_plan(val), cfg, train=False, batch=64) if metric == "val_auc" else None
     best = out_dir / "checkpoints" / "stage2_best.keras"
-    monitor = BestCheckpoint.make(best, metric, state.get("stage2_best_auc") if resume else None)
     callbacks = [
         *([SourceAUC.make(val, base_cfg)] if metric != "val_auc" else []),
-        monitor,
+        BestCheckpoint.make(best, metric, early_stop_state(done, metric)[0]),
         ResumedEarlyStopping.make(metric, cfg.finetune_patience, done),
-        StateSaver.make(out_dir, "stage2", metric, cfg.keep_epochs),
+        StateSaver.make(out_dir, "stage2", cfg.keep_epochs),
         TimeBudget.make(cfg.finetune_max_minutes, started),
         Progress.make("stage 2", cfg.finetune_epochs),
     ]
-    hist = model.fit(ds, steps_per_epoch=cfg.finetune_steps_per_epoch, epochs=cfg.finetune_epochs,
-                     initial_epoch=initial_epoch, validation_data=val_ds, callbacks=callbacks, verbose=cfg.verbose,
-                     class_weight=weights)
-    state = _read_state(out_dir)
-    if hist.history.get(metric):
-        state["stage2_best_auc"] = max(float(monitor.best), max(hist.history[metric]))
-        _write_state(out_dir, state)
-    return state.get("stage2_history", [])
+    model.fit(ds, steps_per_epoch=cfg.finetune_steps_per_epoch, epochs=cfg.finetune_epochs,
+              initial_epoch=initial_epoch, validation_data=val_ds, callbacks=callbacks, verbose=cfg.verbose,
+              class_weight=weights)
+    return _read_state(out_dir).get("stage2_history", [])
 
 
 def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> Path:

@@ -321,7 +321,7 @@ def test_the_last_epochs_are_kept_for_averaging_and_older_ones_dropped(tmp_path)
 
     for run in (tmp_path, tmp_path / "plain"):
         (run / "checkpoints").mkdir(parents=True)
-    saver = StateSaver.make(tmp_path, "stage2", "m", keep=2)
+    saver = StateSaver.make(tmp_path, "stage2", keep=2)
     saver.set_model(_tiny_adam_model())
     for epoch in range(4):
         saver.on_epoch_end(epoch, {"m": 0.5})
@@ -329,7 +329,7 @@ def test_the_last_epochs_are_kept_for_averaging_and_older_ones_dropped(tmp_path)
     assert kept == ["stage2_epoch_003.weights.h5", "stage2_epoch_004.weights.h5"]
     assert json.loads((tmp_path / "state.json").read_text())["stage2"]["last_epoch"] == 4
 
-    plain = StateSaver.make(tmp_path / "plain", "stage2", "m")
+    plain = StateSaver.make(tmp_path / "plain", "stage2")
     plain.set_model(_tiny_adam_model())
     plain.on_epoch_end(0, {"m": 0.5})
     assert not (tmp_path / "plain" / "checkpoints" / "epochs").exists()

@@ -138,7 +138,9 @@ def set_backbone_trainable(model: keras.Model, trainable_from: int | None) -> No
     if trainable_from is None:
         backbone.trainable = False
         return
-    backbone.trainable = True
+    backbone.trainable = True  # Keras turns every sublayer trainable here, the fixed input scaling included
+    for layer in backbone.layers[:-1]:
+        layer.trainable = False  # resizing and scaling: fixed maps, never learned
     for i, layer in enumerate(net.layers):
         # BatchNorm stays frozen: small CPU batches would wreck its statistics.
         layer.trainable = i >= trainable_from and not isinstance(layer, layers.BatchNormalization)

@@ -635,10 +635,14 @@ def save_optimizer(model, path: Path) -> Path:
     return write_whole(path, lambda tmp: np.savez(tmp, *[np.asarray(v.numpy()) for v in model.optimizer.variables]))
 
 
+class ResumeMismatch(Exception):
+    """Adam's saved state does not fit the model being resumed (silently zeroing it undid epochs of two runs)."""
+
+
 def restore_optimizer(model, path: str | None) -> bool:
     """Put back Adam's state on resume: with zero moments at a late step count (no bias correction left) the
     steps of the first resumed epoch are 2.7-6.6x too large and undo epochs of fine-tuning. False when there is no
-    matching file."""
+    file; ResumeMismatch when there is one that does not fit."""
     if not path or not Path(path).exists():
         return False
     saved = np.load(path)
@@ -646,7 +650,11 @@ def restore_optimizer(model, path: str | None) -> bool:
     model.optimizer.build(model.trainable_variables)
     variables = model.optimizer.variables
     if len(values) != len(variables) or any(tuple(v.shape) != a.shape for v, a in zip(variables, values)):
-        return False
+        raise ResumeMismatch(
+            f"{path} holds Adam's state for {len(values)} variables, the model being resumed has {len(variables)} "
+            f"(or other shapes): its trainable layers differ from the session that saved it. Resume with the same "
+            f"config and code, or delete that file to restart Adam from zero moments (the first resumed epoch then "
+            f"takes oversized steps).")
     for v, a in zip(variables, values):
         v.assign(a)
     return True
@@ -918,7 +926,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cfg = TrainConfig.from_json(args.config)
     out = Path(args.out) if args.out else REPO_ROOT / "runs" / Path(args.config).stem
-    path = train(cfg, out, resume=args.resume)
+    try:
+        path = train(cfg, out, resume=args.resume)
+    except ResumeMismatch as e:
+        parser.exit(2, f"cannot resume {out}: {e}\n")
     print(path)
 
 

@@ -98,3 +98,25 @@ def test_each_shared_backbone_builds_from_config_on_a_tiny_input(name, scaling, 
     assert 0.0 <= prob <= 1.0
     # Calling the model must not move its BatchNorm statistics (it did behind the 260 px resize).
     np.testing.assert_array_equal(backbone_of(model)(x).numpy(), features)
+
+
+@pytest.mark.parametrize("frozen_first", [True, False])
+def test_fine_tuning_never_trains_the_input_scaling_and_a_resume_trains_what_the_first_session_did(
+        tmp_path, frozen_first):
+    """The BGR conversion is a fixed convolution, not a weight to learn; and a fresh run (stage 1 frozen, then
+    stage 2) must fine-tune the same variables as a resumed one (stage 2 directly), or Adam's saved state no longer
+    fits the model and the resume starts Adam from zero moments."""
+    from training.model import ModelConfig, build_model, set_backbone_trainable
+
+    path = tmp_path / "tiny.keras"
+    _tiny_extractor(path)
+    model = build_model(ModelConfig(backbone=str(path), scaling="bgr_imagenet", pool_size=None, weights=None,
+                                    dense_units=(4,)))
+    if frozen_first:  # the fresh run's order
+        set_backbone_trainable(model, None)
+    set_backbone_trainable(model, 2)  # the extractor's layers: input, c1, c2
+    names = sorted(v.path for v in model.trainable_variables)
+    assert not [n for n in names if "to_bgr" in n]
+    assert [n for n in names if n.startswith("c")] == ["c2/bias", "c2/kernel"]
+    conv = model.get_layer("backbone").get_layer("to_bgr_minus_means")
+    assert not conv.trainable_weights and len(conv.non_trainable_weights) == 2

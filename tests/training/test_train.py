@@ -71,13 +71,14 @@ def test_tiny_end_to_end_train_export_and_serve(tmp_path):
 
     data = _tiny_flat_set(tmp_path / "data")
     out = tmp_path / "run"
-    model_path = train(_tiny_config(data), out)
+    cfg = _tiny_config(data, scaling="bgr_imagenet")  # the shipped backbone's scaling: a layer with weights
+    model_path = train(cfg, out)
     assert model_path == out / "model.keras" and model_path.exists()
     for name in ("config.json", "env.json", "history.json", "stage1.keras", "val_metrics.json"):
         assert (out / name).exists(), name
     history = json.loads((out / "history.json").read_text())
     assert history["stage1"] and history["stage2"]
-    assert TrainConfig.from_json(out / "config.json") == _tiny_config(data)
+    assert TrainConfig.from_json(out / "config.json") == cfg
     state = json.loads((out / "state.json").read_text())  # what --resume reads after a killed session
     assert state["stage2"]["last_epoch"] == len(history["stage2"])
     assert Path(state["stage2"]["weights"]).exists() and Path(state["stage2"]["optimizer"]).exists()
@@ -94,8 +95,11 @@ def test_tiny_end_to_end_train_export_and_serve(tmp_path):
     assert probs.shape == (2,) and np.all((probs >= 0) & (probs <= 1))
 
     # --resume skips the finished stages and still writes a model
-    again = train(_tiny_config(data), out, resume=True)
+    again = train(cfg, out, resume=True)
     assert again.exists()
+    # a longer fine-tune resumes with the Adam state the fresh session saved (ResumeMismatch if it does not fit)
+    train(replace(cfg, finetune_epochs=2), out, resume=True)
+    assert json.loads((out / "state.json").read_text())["stage2"]["last_epoch"] == 2
 
 
 def test_leave_one_out_excludes_the_fake_source_from_training(tmp_path):
@@ -235,7 +239,7 @@ def test_the_real_aware_selection_metric_counts_false_alarms_on_a_real_only_sour
 
 
 def test_resume_restores_adams_moments_and_step_so_the_first_steps_are_not_oversized(tmp_path):
-    from training.train import restore_optimizer, save_optimizer
+    from training.train import ResumeMismatch, restore_optimizer, save_optimizer
 
     x, y = np.random.default_rng(0).normal(size=(32, 3)), np.zeros((32, 1))
     trained = _tiny_adam_model()
@@ -250,7 +254,8 @@ def test_resume_restores_adams_moments_and_step_so_the_first_steps_are_not_overs
         np.testing.assert_array_equal(np.asarray(a.numpy()), np.asarray(b.numpy()))
     assert any(np.abs(np.asarray(v.numpy())).sum() > 0 for v in resumed.optimizer.variables[2:])  # moments, not zeros
 
-    assert not restore_optimizer(_tiny_adam_model(units=5), str(path))  # another model's state is refused
+    with pytest.raises(ResumeMismatch, match="differ from the session that saved it"):  # another model's state is refused, loudly
+        restore_optimizer(_tiny_adam_model(units=5), str(path))
     assert not restore_optimizer(_tiny_adam_model(), None)
     assert not restore_optimizer(_tiny_adam_model(), str(tmp_path / "missing.npz"))
 

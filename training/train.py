@@ -825,7 +825,8 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
     done = state.get("stage2_history", []) if resume else []
     if initial_epoch >= cfg.finetune_epochs:
         return done
-    if early_stop_state(done, metric)[1] >= cfg.finetune_patience:
+    best_score, since_best = early_stop_state(done, metric)
+    if since_best >= cfg.finetune_patience:
         log(f"stage 2: stopped early before the resume ({cfg.finetune_patience} epochs without a better {metric})")
         return done
     per_epoch = cfg.finetune_steps_per_epoch * cfg.finetune_batch
@@ -839,7 +840,7 @@ def stage2(model, train: list[Sample], val: list[Sample], cfg: TrainConfig, out_
     best = out_dir / "checkpoints" / "stage2_best.keras"
     callbacks = [
         *([SourceAUC.make(val, base_cfg)] if metric != "val_auc" else []),
-        BestCheckpoint.make(best, metric, early_stop_state(done, metric)[0]),
+        BestCheckpoint.make(best, metric, best_score),
         ResumedEarlyStopping.make(metric, cfg.finetune_patience, done),
         StateSaver.make(out_dir, "stage2", cfg.keep_epochs),
         TimeBudget.make(cfg.finetune_max_minutes, started),

@@ -254,7 +254,8 @@ def test_resume_restores_adams_moments_and_step_so_the_first_steps_are_not_overs
         np.testing.assert_array_equal(np.asarray(a.numpy()), np.asarray(b.numpy()))
     assert any(np.abs(np.asarray(v.numpy())).sum() > 0 for v in resumed.optimizer.variables[2:])  # moments, not zeros
 
-    with pytest.raises(ResumeMismatch, match="differ from the session that saved it"):  # another model's state is refused, loudly
+    # another model's state is refused, loudly
+    with pytest.raises(ResumeMismatch, match="differ from the session that saved it"):
         restore_optimizer(_tiny_adam_model(units=5), str(path))
     assert not restore_optimizer(_tiny_adam_model(), None)
     assert not restore_optimizer(_tiny_adam_model(), str(tmp_path / "missing.npz"))

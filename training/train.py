@@ -635,8 +635,10 @@ def save_optimizer(model, path: Path) -> Path:
     return write_whole(path, lambda tmp: np.savez(tmp, *[np.asarray(v.numpy()) for v in model.optimizer.variables]))
 
 
-class ResumeMismatch(Exception):
-    """Adam's saved state does not fit the model being resumed (silently zeroing it undid epochs of two runs)."""
+class ResumeMismatch(ValueError):
+    """Adam's saved state does not fit the model being resumed (silently zeroing it undid epochs of two runs); a
+    ValueError so that every entry point that resumes a run (training.evaluate's leave-one-out too) reports it in
+    one line."""
 
 
 def restore_optimizer(model, path: str | None) -> bool:

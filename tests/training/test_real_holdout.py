@@ -101,3 +101,19 @@ def test_the_report_trains_without_the_source_and_scores_all_its_images(tmp_path
     assert 0.0 <= again["validation"]["source_real_auc"] <= 1.0
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         real_holdout.score_checkpoint(run, "checkpoints/missing.keras")
+
+
+def test_a_leave_one_out_resume_whose_adam_state_does_not_fit_ends_in_one_line_not_a_traceback(monkeypatch, capsys,
+                                                                                                 tmp_path):
+    from training import evaluate, real_holdout
+    from training.train import ResumeMismatch
+
+    def resumes_an_old_run(*args, **kwargs):
+        raise ResumeMismatch("runs/x/checkpoints/stage2_last.optimizer.npz holds Adam's state for 20 variables")
+
+    monkeypatch.setattr(real_holdout, "leave_one_real_out_main", resumes_an_old_run)
+    code = evaluate.main(["--leave-one-real-out", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: runs/x/checkpoints/stage2_last.optimizer.npz holds Adam's state for 20 variables")
+    assert "Traceback" not in err

@@ -304,12 +304,15 @@ def ablation_markdown(result: dict, budget_note: str) -> str:
 
 
 def budget_note(config_path: str | Path) -> str:
-    """One sentence that says these are quick-budget runs and how to redo them."""
+    """One sentence with the runs' budget, so a reader knows whether the rows compare with a release."""
     cfg = json.loads(Path(config_path).read_text())
-    return (f"**Quick-budget runs** (`{config_path}`: at most {cfg.get('max_per_source')} training images per "
-            f"source and label, frozen backbone, {cfg.get('frozen_epochs')} head epochs"
-            + (f", fine-tune {cfg.get('finetune_epochs')} epochs" if cfg.get("finetune_epochs") and cfg.get("finetune_blocks") else ", no fine-tune")
-            + "), not the shipped model: compare rows with each other, not with the shipped figures.")
+    per_source, epochs = cfg.get("max_per_source"), cfg.get("finetune_epochs")
+    fine_tuned = bool(epochs and cfg.get("finetune_blocks"))
+    data = f"at most {per_source} training images per source and label" if per_source else "every training image"
+    tune = f", then up to {epochs} fine-tune epochs" if fine_tuned else ", no fine-tune"
+    kind = "Quick-budget runs" if per_source or not fine_tuned else "Runs"
+    return (f"**{kind}** (`{config_path}`: {data}, frozen backbone for {cfg.get('frozen_epochs')} head epochs{tune}),"
+            " not the shipped model: compare rows with each other, not with the shipped figures.")
 
 
 def leave_one_out_main(config_path: str, out: str, sources: list[str] | None = None, manifest: str | None = None,

@@ -150,3 +150,19 @@ def test_short_run_on_shared_faces(calibrated):
     assert set(report["pairings"]) == {"dfdc_fake_vs_dfdc_real", "mobilestylegan_vs_real_photos"}
     assert report["pairings"]["mobilestylegan_vs_real_photos"]["real_sources"] == reals
     assert report["shortcut_check"]["dfdc"]["n"] == 6
+
+
+@pytest.mark.parametrize("config, says, never", [
+    ({"max_per_source": 150, "frozen_epochs": 15, "finetune_epochs": 0, "finetune_blocks": 0},
+     ["Quick-budget", "at most 150 training images", "no fine-tune"], ["None"]),
+    ({"max_per_source": None, "frozen_epochs": 4, "finetune_epochs": 24, "finetune_blocks": 7},
+     ["every training image", "up to 24 fine-tune epochs"], ["None", "Quick-budget"]),
+])
+def test_budget_note_states_the_budget_a_run_had(tmp_path, config, says, never):
+    from training.ablation import budget_note
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    note = budget_note(path)
+    assert all(s in note for s in says), note
+    assert not any(s in note for s in never), note

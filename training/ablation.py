@@ -3,6 +3,7 @@
 Run (through training.evaluate, which owns the command line):
   python -m training.evaluate --leave-one-out --config training/configs/quick.json --out runs/loo
   python -m training.evaluate --ablation --config training/configs/quick.json --out runs/ablation
+  python -m training.ablation --run runs/loo/without-dfdc-<hash> --checkpoint checkpoints/stage2_last.weights.h5
 
 Leave-one-out: for each fake source S, train with `exclude_fake_sources=[S]` (S's fakes leave both
 training and training-time validation), then score S's fakes against the reals they should be told
@@ -19,6 +20,7 @@ an interrupted table resumes and identical runs are shared between the two exper
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import resource
@@ -122,6 +124,33 @@ def fake_sources(samples) -> list[str]:
     return sorted({s.source for s in samples if s.label == 1})
 
 
+def score_model(model, samples) -> dict:
+    """The matrix's figures for one Keras model on the fixed set, so every run and checkpoint is scored alike."""
+    from training.calibrate import keras_logits
+
+    probs = metrics.sigmoid(keras_logits(model, [s.path for s in samples]))
+    labels = np.array([s.label for s in samples])
+    return {
+        "overall_auc": _r(metrics.roc_auc(labels, probs)),
+        "degenerate": bool(np.ptp(probs) < 1e-3),  # a dead head answers one constant: flag, never hide
+        "per_fake_source": {src: pair_auc(samples, probs, src) for src in fake_sources(samples)},
+    }
+
+
+def score_checkpoint(run: Path, checkpoint: str, per_source: int = EVAL_PER_SOURCE) -> dict:
+    """One checkpoint of a leave-one-out run on the matrix's fixed set, written beside the run's own result."""
+    from training.real_holdout import load_checkpoint
+    from training.train import TrainConfig
+
+    run = Path(run)
+    cfg = TrainConfig.from_json(run / "config.json")
+    result = {"checkpoint": checkpoint, "excluded": list(cfg.exclude_fake_sources),
+              **score_model(load_checkpoint(run, checkpoint, cfg), eval_samples(cfg, per_source))}
+    stem = Path(checkpoint).name.split(".")[0]
+    (run / f"eval_result_{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def run_once(name: str, cfg, out_root: Path, samples, train_missing: bool = True) -> dict | None:
     """Train `cfg` into out_root/name (reused if already there) and score the fixed set per fake source.
 
@@ -129,7 +158,6 @@ def run_once(name: str, cfg, out_root: Path, samples, train_missing: bool = True
     """
     import keras
 
-    from training.calibrate import keras_logits
     from training.train import train
 
     run_dir = find_run(out_root, name, cfg) or out_root / f"{name}-{config_key(cfg)}"
@@ -145,16 +173,12 @@ def run_once(name: str, cfg, out_root: Path, samples, train_missing: bool = True
         train(cfg, run_dir)
     keras.backend.clear_session()
     model = keras.models.load_model(model_path, compile=False)
-    probs = metrics.sigmoid(keras_logits(model, [s.path for s in samples]))
-    labels = np.array([s.label for s in samples])
     result = {
         "name": name,
         "excluded": list(cfg.exclude_fake_sources),
         "overrides": {k: getattr(cfg, k) for k in ("sbi_fraction", "crop_jitter", "augment", "max_per_source",
                                                    "frozen_epochs", "finetune_epochs", "finetune_blocks")},
-        "overall_auc": _r(metrics.roc_auc(labels, probs)),
-        "degenerate": bool(np.ptp(probs) < 1e-3),  # a dead head answers one constant: flag, never hide
-        "per_fake_source": {src: pair_auc(samples, probs, src) for src in fake_sources(samples)},
+        **score_model(model, samples),
         "wall_s": round(time.time() - t0, 1),
         "cpu_s": round(_cpu_seconds() - c0, 1),
     }
@@ -336,3 +360,19 @@ def ablation_main(config_path: str, out: str, manifest: str | None = None, train
     (Path(out) / "ablation.md").write_text(md)
     print(md)
     return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: score one checkpoint of a leave-one-out run on the matrix's fixed set."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="a leave-one-out run directory (config.json inside)")
+    p.add_argument("--checkpoint", default="model.keras", help="file in the run, .keras or .weights.h5 "
+                   "(default: %(default)s)")
+    args = p.parse_args(argv)
+    r = score_checkpoint(Path(args.run), args.checkpoint)
+    print(f"{args.checkpoint} (without {', '.join(r['excluded']) or 'nothing'}): "
+          + ", ".join(f"{src} {v['auc']}" for src, v in r["per_fake_source"].items()))
+
+
+if __name__ == "__main__":
+    main()

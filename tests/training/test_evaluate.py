@@ -60,6 +60,21 @@ def test_leave_one_out_run_produces_the_matrix(tiny):
     assert held_cfg["exclude_fake_sources"] == ["swap"]
 
 
+
+def test_a_checkpoint_of_a_leave_one_out_run_is_scored_as_the_matrix_scores_the_run(tiny, capsys):
+    from training import ablation
+
+    run = next(tiny["loo"].glob("without-swap-*"))
+    ablation.main(["--run", str(run), "--checkpoint", "model.keras"])
+    written = json.loads((run / "eval_result_model.json").read_text())
+    matrix_row = json.loads((run / "eval_result.json").read_text())
+    assert written["excluded"] == ["swap"]
+    assert written["per_fake_source"] == matrix_row["per_fake_source"]
+    assert written["overall_auc"] == matrix_row["overall_auc"]
+    assert "swap" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        ablation.score_checkpoint(run, "checkpoints/missing.keras")
+
 @pytest.fixture(scope="module")
 def calibrated(tiny):
     """The tiny run's all-sources model calibrated by the CLI and exported with that info (once)."""
